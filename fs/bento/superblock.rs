@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Superblocks: `fill_super`, `kill_sb` and the superblock operations.
+
+use bento::abi::Instance;
+use bento::{Attr, Statfs, ROOT_INO};
+use kernel::bindings;
+use kernel::error::{from_result, to_result};
+use kernel::prelude::*;
+
+use crate::call::{self, Fs};
+use crate::context;
+use crate::inode;
+use crate::registry::{self, Impl};
+
+/// `statfs` `f_type` of bento mounts: "BENT".
+const BENTO_MAGIC: u64 = 0x4245_4e54;
+
+/// What the framework keeps per superblock (`sb->s_fs_info`).
+///
+/// # Invariants
+///
+/// `imp.owner` is referenced (one `try_module_get`) for as long as this exists; `fs.inst`
+/// is null or a live instance made by `imp.ops.mount`.
+pub(crate) struct SbInfo {
+    imp: Impl,
+    pub(crate) fs: Fs,
+}
+
+impl Drop for SbInfo {
+    fn drop(&mut self) {
+        if !self.fs.inst.is_null() {
+            // SAFETY: No inode or call of this superblock is left (it is being killed),
+            // so the instance can go.
+            self.fs.call(|ops, fs| unsafe { (ops.unmount)(fs) });
+        }
+        registry::put(self.imp);
+    }
+}
+
+/// The mounted instance of a bento superblock.
+///
+/// # Safety
+///
+/// `sb` must be a bento superblock whose `fill_super` succeeded and that is not yet
+/// killed.
+pub(crate) unsafe fn fs_of<'a>(sb: *const bindings::super_block) -> &'a Fs {
+    // SAFETY: By the caller's guarantee `s_fs_info` is our `SbInfo`.
+    unsafe { &(*(*sb).s_fs_info.cast::<SbInfo>()).fs }
+}
+
+static SUPER_OPS: bindings::super_operations = {
+    // SAFETY: An all-zero table is valid: every operation is optional.
+    let mut ops: bindings::super_operations = unsafe { core::mem::zeroed() };
+    ops.statfs = Some(statfs);
+    ops.evict_inode = Some(inode::evict_inode);
+    ops
+};
+
+/// Fills a new superblock: mounts the file system instance and reads the root inode.
+///
+/// # Safety
+///
+/// Called by `get_tree_nodev`/`get_tree_bdev` with a new `sb` and a bento `fc` whose
+/// `get_tree` chose an implementation.
+pub(crate) unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_context) -> i32 {
+    from_result(|| {
+        // SAFETY: Both are valid (caller's contract).
+        let (sbr, ctx) = unsafe { (&mut *sb, context::context(fc)) };
+        let imp = ctx.imp.take().ok_or(EINVAL)?;
+        let info = KBox::new(SbInfo { imp, fs: Fs { ops: imp.ops, inst: core::ptr::null_mut() } }, GFP_KERNEL)?;
+        // INVARIANT: the module reference moved from the context into `info`; `kill_sb`
+        // frees it even if we fail below.
+        let info = KBox::into_raw(info);
+        sbr.s_fs_info = info.cast();
+        sbr.s_op = &SUPER_OPS;
+        sbr.s_magic = BENTO_MAGIC as _;
+        sbr.s_maxbytes = bindings::MAX_LFS_FILESIZE as _;
+        sbr.s_blocksize = bindings::PAGE_SIZE as _;
+        sbr.s_blocksize_bits = bindings::PAGE_SHIFT as _;
+        sbr.s_time_gran = 1;
+
+        let read_only = sbr.s_flags & bindings::SB_RDONLY as u64 != 0;
+        // SAFETY: `fc` is valid.
+        let opts = ctx.mount_options(unsafe { &*fc }, read_only);
+        let mut inst: Instance = core::ptr::null_mut();
+        // SAFETY: `info` is live; `opts` borrows buffers that outlive the call.
+        let fs = unsafe { &mut (*info).fs };
+        // SAFETY: The table's contract: valid options, `inst` valid for writes.
+        to_result(fs.call(|ops, _| unsafe { (ops.mount)(&opts, &mut inst) }))?;
+        fs.inst = inst;
+
+        let req = call::request();
+        let mut attr = core::mem::MaybeUninit::<Attr>::uninit();
+        // SAFETY: `inst` is live; `attr` is valid for writes.
+        to_result(fs.call(|ops, fs| unsafe { (ops.getattr)(fs, &req, ROOT_INO, attr.as_mut_ptr()) }))?;
+        // SAFETY: `getattr` returned 0, so it wrote `attr`.
+        let attr = unsafe { attr.assume_init() };
+        let root = inode::iget(sb, &attr)?;
+        // SAFETY: `root` is a referenced inode; `d_make_root` consumes it (also on error).
+        let dentry = unsafe { bindings::d_make_root(root) };
+        if dentry.is_null() {
+            return Err(ENOMEM);
+        }
+        sbr.s_root = dentry;
+        Ok(0)
+    })
+}
+
+/// `kill_sb` of every bento type.
+///
+/// # Safety
+///
+/// Called by the VFS on a bento superblock (also one whose `fill_super` failed).
+pub(crate) unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
+    // SAFETY: `sb` is valid (VFS contract).
+    let info = unsafe { (*sb).s_fs_info.cast::<SbInfo>() };
+    // SAFETY: As above. Evicting the inodes calls `forget` on the still-mounted instance.
+    unsafe {
+        if (*sb).s_bdev.is_null() {
+            bindings::kill_anon_super(sb)
+        } else {
+            bindings::kill_block_super(sb)
+        }
+    };
+    if !info.is_null() {
+        // SAFETY: `info` was made by `KBox::into_raw` in `fill_super`; the superblock is
+        // gone, so nothing else uses it.
+        drop(unsafe { KBox::from_raw(info) });
+    }
+}
+
+unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> i32 {
+    from_result(|| {
+        // SAFETY: `dentry` is a live dentry of a mounted bento superblock.
+        let (sb, fs) = unsafe { ((*dentry).d_sb, fs_of((*dentry).d_sb)) };
+        let req = call::request();
+        let mut st = Statfs::default();
+        // SAFETY: `st` is valid for writes.
+        to_result(fs.call(|ops, inst| unsafe { (ops.statfs)(inst, &req, ROOT_INO, &mut st) }))?;
+        // SAFETY: `buf` is valid for writes (VFS contract), `sb` is live.
+        let buf = unsafe { &mut *buf };
+        buf.f_type = BENTO_MAGIC as _;
+        buf.f_bsize = st.bsize as _;
+        buf.f_frsize = st.frsize as _;
+        buf.f_blocks = st.blocks;
+        buf.f_bfree = st.bfree;
+        buf.f_bavail = st.bavail;
+        buf.f_files = st.files;
+        buf.f_ffree = st.ffree;
+        buf.f_namelen = st.namelen as _;
+        // SAFETY: `sb` is live.
+        let dev = unsafe { (*sb).s_dev };
+        buf.f_fsid = bindings::__kernel_fsid_t { val: [dev as i32, 0] };
+        Ok(0)
+    })
+}

@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The versioned ops vtable between the framework and a file system module.
+//!
+//! fs/bento (built into the kernel) owns every VFS object and calls a file system only
+//! through an [`FsOps`] table that the file system's module registers. Modules are built
+//! at different times from different crates, so everything crossing here is `#[repr(C)]`
+//! and checked at registration: [`ABI_VERSION`], the table's size, a layout fingerprint
+//! ([`LAYOUT`]) and the [`BUILD_ID`] of the `bento` crate the module was compiled against
+//! (Rust modules have no MODVERSIONS, so nothing else would notice a stale module).
+//!
+//! The trampolines below are generic over the [`FileSystem`] and get monomorphised in the
+//! file system's module: they turn raw arguments into safe ones and `Result`s into
+//! `0`/`-errno`.
+
+use core::ffi::c_void;
+use core::mem::size_of;
+
+use crate::errno::{Errno, Result};
+use crate::fs::{DirSink, FileSystem, MountOptions};
+use crate::types::{Attr, Entry, FileType, Ino, Open, OpenFlags, Request, Statfs};
+
+/// Version of this table's layout and calling conventions. Bump on any change.
+pub const ABI_VERSION: u32 = 1;
+
+/// Fingerprint of the sizes of every type that crosses the table.
+pub const LAYOUT: u64 = (size_of::<FsOps>() as u64)
+    | (size_of::<Attr>() as u64) << 12
+    | (size_of::<Entry>() as u64) << 24
+    | (size_of::<Open>() as u64) << 36
+    | (size_of::<Statfs>() as u64) << 44
+    | (size_of::<Request>() as u64) << 56;
+
+/// Identifies the build of the `bento` crate. The kernel build sets `BENTO_BUILD_ID`
+/// (a hash of this crate's sources and the kernel configuration); modules embed the value
+/// they were compiled against and registration refuses a mismatch.
+pub const BUILD_ID: u64 = match option_env!("BENTO_BUILD_ID") {
+    Some(s) => parse_hex(s.as_bytes()),
+    None => 0,
+};
+
+const fn parse_hex(s: &[u8]) -> u64 {
+    let mut v: u64 = 0;
+    let mut i = 0;
+    while i < s.len() && i < 16 {
+        let d = match s[i] {
+            c @ b'0'..=b'9' => c - b'0',
+            c @ b'a'..=b'f' => c - b'a' + 10,
+            c @ b'A'..=b'F' => c - b'A' + 10,
+            _ => 0,
+        };
+        v = (v << 4) | d as u64;
+        i += 1;
+    }
+    v
+}
+
+/// The file system serves data from a block device (the framework opens the mount
+/// source as one).
+pub const FLAG_BLOCK_DEVICE: u32 = 1;
+
+/// Where a `readdir` trampoline sends entries: a callback into the framework.
+#[repr(C)]
+pub struct RawDirSink {
+    /// Framework context passed back to `add`.
+    pub ctx: *mut c_void,
+    /// Adds one entry; returns `true` when full (entry not taken).
+    pub add: unsafe extern "C" fn(ctx: *mut c_void, ino: Ino, next: i64, kind: FileType, name: *const u8, len: usize) -> bool,
+}
+
+/// Mount arguments as they cross the table.
+#[repr(C)]
+pub struct RawMountOptions {
+    /// Mount source, not NUL-terminated.
+    pub source: *const u8,
+    /// Length of `source`.
+    pub source_len: usize,
+    /// Fs-specific options, not NUL-terminated.
+    pub options: *const u8,
+    /// Length of `options`.
+    pub options_len: usize,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Opaque pointer to a mounted file system instance.
+pub type Instance = *mut c_void;
+
+/// The ops table a file system module registers. See the module documentation.
+#[repr(C)]
+pub struct FsOps {
+    /// [`ABI_VERSION`] the module was built with.
+    pub abi_version: u32,
+    /// `size_of::<FsOps>()` in the module's build.
+    pub size: u32,
+    /// [`LAYOUT`] in the module's build.
+    pub layout: u64,
+    /// [`BUILD_ID`] in the module's build.
+    pub build_id: u64,
+    /// File system name, NUL-terminated (the `mount -t` type).
+    pub name: *const u8,
+    /// Version of this implementation; an upgrade needs a higher one.
+    pub version: u32,
+    /// Version of the state format handed over on upgrade.
+    pub state_version: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Creates an instance; on success stores it in `out`.
+    pub mount: unsafe extern "C" fn(opts: *const RawMountOptions, out: *mut Instance) -> i32,
+    /// Destroys an instance after the last inode is gone.
+    pub unmount: unsafe extern "C" fn(fs: Instance),
+    /// [`FileSystem::lookup`].
+    pub lookup: unsafe extern "C" fn(fs: Instance, req: *const Request, parent: Ino, name: *const u8, len: usize, out: *mut Entry) -> i32,
+    /// [`FileSystem::forget`].
+    pub forget: unsafe extern "C" fn(fs: Instance, ino: Ino),
+    /// [`FileSystem::getattr`].
+    pub getattr: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, out: *mut Attr) -> i32,
+    /// [`FileSystem::readlink`]; the length read goes to `out`.
+    pub readlink: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, buf: *mut u8, len: usize, out: *mut usize) -> i32,
+    /// [`FileSystem::open`].
+    pub open: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32,
+    /// [`FileSystem::read`]; the length read goes to `out`.
+    pub read: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: u64, buf: *mut u8, len: usize, out: *mut usize) -> i32,
+    /// [`FileSystem::release`].
+    pub release: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32,
+    /// [`FileSystem::opendir`].
+    pub opendir: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32,
+    /// [`FileSystem::readdir`].
+    pub readdir: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: i64, sink: *mut RawDirSink) -> i32,
+    /// [`FileSystem::releasedir`].
+    pub releasedir: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32,
+    /// [`FileSystem::statfs`].
+    pub statfs: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, out: *mut Statfs) -> i32,
+}
+
+// SAFETY: The table is immutable after construction: function pointers and a pointer to a
+// static NUL-terminated name, both valid for the lifetime of the module that owns it.
+unsafe impl Sync for FsOps {}
+
+impl FsOps {
+    /// Builds the table for file system `T` named `name` (NUL-terminated).
+    pub const fn new<T: FileSystem>(name: &'static [u8], version: u32, state_version: u32, flags: u32) -> FsOps {
+        FsOps {
+            abi_version: ABI_VERSION,
+            size: size_of::<FsOps>() as u32,
+            layout: LAYOUT,
+            build_id: BUILD_ID,
+            name: name.as_ptr(),
+            version,
+            state_version,
+            flags,
+            mount: mount::<T>,
+            unmount: unmount::<T>,
+            lookup: lookup::<T>,
+            forget: forget::<T>,
+            getattr: getattr::<T>,
+            readlink: readlink::<T>,
+            open: open::<T>,
+            read: read::<T>,
+            release: release::<T>,
+            opendir: opendir::<T>,
+            readdir: readdir::<T>,
+            releasedir: releasedir::<T>,
+            statfs: statfs::<T>,
+        }
+    }
+}
+
+fn ret(r: Result) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_kernel(),
+    }
+}
+
+/// Stores `value` through `out` on success.
+///
+/// # Safety
+///
+/// `out` must be valid for writes of `T`.
+unsafe fn put<T>(out: *mut T, r: Result<T>) -> i32 {
+    ret(r.map(|v| {
+        // SAFETY: The caller guarantees `out` is valid for writes.
+        unsafe { out.write(v) }
+    }))
+}
+
+/// Builds a byte slice from a raw pointer and length, empty when `len` is 0.
+///
+/// # Safety
+///
+/// When `len > 0`, `ptr` must be valid for reads of `len` bytes for `'a`.
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: By the caller's guarantee.
+    unsafe { core::slice::from_raw_parts(ptr, len) }
+}
+
+/// Turns an instance pointer back into the file system.
+///
+/// # Safety
+///
+/// `fs` must come from `mount::<T>` and not yet be passed to `unmount::<T>`.
+unsafe fn this<'a, T>(fs: Instance) -> &'a T {
+    // SAFETY: By the caller's guarantee `fs` points to a live `T` made by `mount::<T>`.
+    unsafe { &*(fs as *const T) }
+}
+
+// The trampolines. Safety (for all of them): `fs` is an instance made by `mount::<T>` and
+// still mounted; `req` points to a valid `Request`; `out` is valid for writes; `name`/`buf`
+// are valid for `len` bytes (writable for `buf`). fs/bento guarantees this for every call.
+
+unsafe extern "C" fn mount<T: FileSystem>(opts: *const RawMountOptions, out: *mut Instance) -> i32 {
+    // SAFETY: The framework passes valid options.
+    let raw = unsafe { &*opts };
+    let opts = MountOptions {
+        // SAFETY: The framework passes valid buffers with their lengths.
+        source: unsafe { bytes(raw.source, raw.source_len) },
+        // SAFETY: As above.
+        options: unsafe { bytes(raw.options, raw.options_len) },
+        read_only: raw.read_only,
+    };
+    let r = T::mount(&opts).and_then(crate::backend::box_into_raw);
+    // SAFETY: `out` is valid for writes.
+    unsafe { put(out, r.map(|p| p as Instance)) }
+}
+
+unsafe extern "C" fn unmount<T: FileSystem>(fs: Instance) {
+    // SAFETY: `fs` came from `mount::<T>` and is unmounted exactly once.
+    unsafe { crate::backend::drop_raw(fs as *mut T) }
+}
+
+unsafe extern "C" fn lookup<T: FileSystem>(fs: Instance, req: *const Request, parent: Ino, name: *const u8, len: usize, out: *mut Entry) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { put(out, this::<T>(fs).lookup(&*req, parent, bytes(name, len))) }
+}
+
+unsafe extern "C" fn forget<T: FileSystem>(fs: Instance, ino: Ino) {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { this::<T>(fs) }.forget(ino)
+}
+
+unsafe extern "C" fn getattr<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, out: *mut Attr) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { put(out, this::<T>(fs).getattr(&*req, ino)) }
+}
+
+unsafe extern "C" fn readlink<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, buf: *mut u8, len: usize, out: *mut usize) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let buf = core::slice::from_raw_parts_mut(buf, len);
+        put(out, this::<T>(fs).readlink(&*req, ino, buf).and_then(|n| check_len(n, len)))
+    }
+}
+
+unsafe extern "C" fn open<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { put(out, this::<T>(fs).open(&*req, ino, flags)) }
+}
+
+unsafe extern "C" fn read<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: u64, buf: *mut u8, len: usize, out: *mut usize) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let buf = core::slice::from_raw_parts_mut(buf, len);
+        put(out, this::<T>(fs).read(&*req, ino, fh, off, buf).and_then(|n| check_len(n, len)))
+    }
+}
+
+unsafe extern "C" fn release<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).release(&*req, ino, fh) })
+}
+
+unsafe extern "C" fn opendir<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { put(out, this::<T>(fs).opendir(&*req, ino, flags)) }
+}
+
+struct Sink(*mut RawDirSink);
+
+impl DirSink for Sink {
+    fn add(&mut self, ino: Ino, next_offset: i64, kind: FileType, name: &[u8]) -> bool {
+        // SAFETY: `self.0` is the valid sink the framework passed to `readdir`, and `name`
+        // is valid for its length during the call.
+        unsafe { ((*self.0).add)((*self.0).ctx, ino, next_offset, kind, name.as_ptr(), name.len()) }
+    }
+}
+
+unsafe extern "C" fn readdir<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: i64, sink: *mut RawDirSink) -> i32 {
+    let mut sink = Sink(sink);
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).readdir(&*req, ino, fh, off, &mut sink) })
+}
+
+unsafe extern "C" fn releasedir<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).releasedir(&*req, ino, fh) })
+}
+
+unsafe extern "C" fn statfs<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, out: *mut Statfs) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { put(out, this::<T>(fs).statfs(&*req, ino)) }
+}
+
+/// A file system claiming to have filled more than the buffer is a bug in it: refuse the
+/// reply rather than let the framework copy past the buffer.
+fn check_len(n: usize, len: usize) -> Result<usize> {
+    if n <= len {
+        Ok(n)
+    } else {
+        Err(Errno::EIO)
+    }
+}

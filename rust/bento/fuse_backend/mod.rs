@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Userspace backend: runs a [`FileSystem`] as a FUSE file system on fuser.
+//!
+//! The FUSE program of a sample is a mount helper (see [`args`]). The adapter plays the
+//! part fs/bento plays in the kernel: it owns the session, counts lookups so that the file
+//! system sees one final `forget` per inode, and turns typed results into replies.
+
+pub mod args;
+mod session;
+
+use std::fmt;
+
+use crate::errno::{Errno, Result};
+use crate::log::Level;
+
+pub use session::main;
+
+pub(crate) fn box_into_raw<T>(v: T) -> Result<*mut T> {
+    Ok(Box::into_raw(Box::new(v)))
+}
+
+/// # Safety
+///
+/// `p` must come from [`box_into_raw`] and not be used afterwards.
+pub(crate) unsafe fn drop_raw<T>(p: *mut T) {
+    // SAFETY: By the caller's guarantee `p` is an owned `Box` pointer.
+    drop(unsafe { Box::from_raw(p) })
+}
+
+pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
+    let tag = match level {
+        Level::Error => "error",
+        Level::Warning => "warning",
+        Level::Info => "info",
+    };
+    eprintln!("{tag}: {args}");
+}
+
+impl From<Errno> for fuser::Errno {
+    fn from(e: Errno) -> Self {
+        fuser::Errno::from_i32(e.raw())
+    }
+}
+
+/// Declares a file system program: in the userspace build, `main` runs it as a FUSE
+/// mount helper (`NAME [-f] [-o OPTIONS] SOURCE MOUNTPOINT`).
+#[macro_export]
+macro_rules! module_fs {
+    (
+        type: $t:ty,
+        name: $name:literal,
+        version: $ver:literal,
+        description: $desc:literal $(,)?
+    ) => {
+        fn main() -> std::process::ExitCode {
+            $crate::fuse_backend::main::<$t>($name, $desc)
+        }
+    };
+}

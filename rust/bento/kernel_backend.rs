@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Kernel backend: allocation, logging and module registration with fs/bento.
+
+use core::ffi::c_void;
+use core::fmt;
+
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
+use kernel::print::{call_printk, format_strings};
+
+use crate::abi::FsOps;
+use crate::errno::{Errno, Result};
+use crate::log::Level;
+
+pub(crate) fn box_into_raw<T>(v: T) -> Result<*mut T> {
+    KBox::new(v, GFP_KERNEL).map(KBox::into_raw).map_err(|_| Errno::ENOMEM)
+}
+
+/// # Safety
+///
+/// `p` must come from [`box_into_raw`] and not be used afterwards.
+pub(crate) unsafe fn drop_raw<T>(p: *mut T) {
+    // SAFETY: By the caller's guarantee `p` is an owned `KBox` pointer.
+    drop(unsafe { KBox::from_raw(p) })
+}
+
+pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
+    let fmt = match level {
+        Level::Error => &format_strings::ERR,
+        Level::Warning => &format_strings::WARNING,
+        Level::Info => &format_strings::INFO,
+    };
+    // SAFETY: The format strings are the kernel's fixed ones and the prefix is
+    // NUL-terminated.
+    unsafe { call_printk(fmt, crate::__LOG_PREFIX, args) }
+}
+
+extern "C" {
+    // Exported by fs/bento (fs/bento/exports.c).
+    fn bento_register_fs(ops: *const FsOps, owner: *mut c_void) -> i32;
+    fn bento_unregister_fs(ops: *const FsOps);
+}
+
+/// Registers a file system module's ops table with fs/bento. Called from the module's
+/// init function that [`module_fs!`](crate::module_fs) generates.
+#[doc(hidden)]
+pub fn register(ops: &'static FsOps, owner: *mut c_void) -> i32 {
+    // SAFETY: `ops` is a static table and `owner` is the calling module's `THIS_MODULE`;
+    // both live until `unregister` returns in the module's exit function.
+    unsafe { bento_register_fs(ops, owner) }
+}
+
+/// Unregisters a table registered with [`register`].
+#[doc(hidden)]
+pub fn unregister(ops: &'static FsOps) {
+    // SAFETY: `ops` was registered by `register`; fs/bento holds a module reference per
+    // superblock, so no instance made from it can be alive when the module exits.
+    unsafe { bento_unregister_fs(ops) }
+}
+
+/// Declares a file system module: in the kernel, the module's init/exit functions that
+/// register the fs with fs/bento, and its `.modinfo` (GPL, alias `fs-NAME` so that
+/// `mount -t NAME` loads it).
+///
+/// ```ignore
+/// bento::module_fs! {
+///     type: HelloFs,
+///     name: "hello",
+///     version: 1,
+///     description: "Hello world file system",
+/// }
+/// ```
+#[macro_export]
+#[allow_internal_unsafe]
+macro_rules! module_fs {
+    (
+        type: $t:ty,
+        name: $name:literal,
+        version: $ver:literal,
+        description: $desc:literal $(,)?
+    ) => {
+        #[cfg(not(MODULE))]
+        compile_error!("a bento file system is a loadable module: build it as =m");
+
+        #[doc(hidden)]
+        const __LOG_PREFIX: &[u8] = concat!($name, "\0").as_bytes();
+
+        #[doc(hidden)]
+        static __BENTO_OPS: $crate::abi::FsOps =
+            $crate::abi::FsOps::new::<$t>(concat!($name, "\0").as_bytes(), $ver, 0, 0);
+
+        #[doc(hidden)]
+        mod __bento_module {
+            extern "C" {
+                // Defined by modpost in the module's `.mod.c`.
+                static __this_module: u8;
+            }
+
+            #[no_mangle]
+            #[link_section = ".init.text"]
+            unsafe extern "C" fn init_module() -> i32 {
+                #[allow(unused_unsafe)]
+                // SAFETY: Only the address of the module's own `struct module` is taken.
+                let this = unsafe { core::ptr::addr_of!(__this_module) } as *mut core::ffi::c_void;
+                $crate::kernel_backend::register(&super::__BENTO_OPS, this)
+            }
+
+            #[used(compiler)]
+            #[link_section = ".init.data"]
+            static __UNIQUE_ID___addressable_init_module: unsafe extern "C" fn() -> i32 = init_module;
+
+            #[no_mangle]
+            #[link_section = ".exit.text"]
+            extern "C" fn cleanup_module() {
+                $crate::kernel_backend::unregister(&super::__BENTO_OPS)
+            }
+
+            #[used(compiler)]
+            #[link_section = ".exit.data"]
+            static __UNIQUE_ID___addressable_cleanup_module: extern "C" fn() = cleanup_module;
+
+            #[used(compiler)]
+            static __IS_RUST_MODULE: () = ();
+
+            $crate::__modinfo!(__MODINFO_LICENSE, "license=GPL");
+            $crate::__modinfo!(__MODINFO_DESCRIPTION, concat!("description=", $desc));
+            $crate::__modinfo!(__MODINFO_ALIAS, concat!("alias=fs-", $name));
+            $crate::__modinfo!(__MODINFO_BENTO_VERSION, concat!("bento_fs_version=", $ver));
+        }
+    };
+}
+
+/// One `.modinfo` entry (`key=value\0`).
+#[doc(hidden)]
+#[macro_export]
+#[allow_internal_unsafe]
+macro_rules! __modinfo {
+    ($id:ident, $s:expr) => {
+        #[used(compiler)]
+        #[link_section = ".modinfo"]
+        static $id: [u8; concat!($s, "\0").len()] = $crate::__to_array(concat!($s, "\0").as_bytes());
+    };
+}

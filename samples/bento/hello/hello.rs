@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Bento sample: a read-only file system whose root holds one file, `hello`, containing
+//! `Hello, world!\n`. The same source builds as `hello.ko` (Kbuild) and as the FUSE
+//! program `hello` (cargo).
+#![forbid(unsafe_code)]
+
+use bento::{Attr, DirSink, Entry, Errno, FileSystem, FileType, Ino, MountOptions, Request, Result, Statfs, Timespec, ROOT_INO};
+
+const HELLO_INO: Ino = 2;
+const HELLO_NAME: &[u8] = b"hello";
+const HELLO_DATA: &[u8] = b"Hello, world!\n";
+
+/// The file system: stateless, so one unit value per mount.
+struct HelloFs;
+
+fn attr(ino: Ino) -> Result<Attr> {
+    let (kind, perm, nlink, size) = match ino {
+        ROOT_INO => (FileType::Directory, 0o755, 2, 0),
+        HELLO_INO => (FileType::RegularFile, 0o444, 1, HELLO_DATA.len() as u64),
+        _ => return Err(Errno::ENOENT),
+    };
+    let t = Timespec::new(0, 0);
+    Ok(Attr {
+        ino,
+        size,
+        blocks: size.div_ceil(512),
+        atime: t,
+        mtime: t,
+        ctime: t,
+        kind,
+        perm,
+        nlink,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 4096,
+        generation: 0,
+    })
+}
+
+impl FileSystem for HelloFs {
+    fn mount(opts: &MountOptions<'_>) -> Result<Self> {
+        if let Some((key, _)) = opts.iter().next() {
+            bento::error!("hello: unknown mount option '{}'", bento::log::Bytes(key));
+            return Err(Errno::EINVAL);
+        }
+        Ok(HelloFs)
+    }
+
+    fn lookup(&self, _req: &Request, parent: Ino, name: &[u8]) -> Result<Entry> {
+        if parent != ROOT_INO {
+            return Err(Errno::ENOTDIR);
+        }
+        if name != HELLO_NAME {
+            return Err(Errno::ENOENT);
+        }
+        Ok(Entry { attr: attr(HELLO_INO)? })
+    }
+
+    fn getattr(&self, _req: &Request, ino: Ino) -> Result<Attr> {
+        attr(ino)
+    }
+
+    fn read(&self, _req: &Request, ino: Ino, _fh: u64, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        if ino != HELLO_INO {
+            return Err(Errno::EISDIR);
+        }
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let data = HELLO_DATA.get(start..).unwrap_or_default();
+        let n = data.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), data.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        Ok(n)
+    }
+
+    fn readdir(&self, _req: &Request, ino: Ino, _fh: u64, offset: i64, sink: &mut dyn DirSink) -> Result {
+        if ino != ROOT_INO {
+            return Err(Errno::ENOTDIR);
+        }
+        let entries: [(Ino, FileType, &[u8]); 3] = [
+            (ROOT_INO, FileType::Directory, b"."),
+            (ROOT_INO, FileType::Directory, b".."),
+            (HELLO_INO, FileType::RegularFile, HELLO_NAME),
+        ];
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (next, (ino, kind, name)) in (1i64..).zip(entries.iter()).skip(skip) {
+            if sink.add(*ino, next, *kind, name) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn statfs(&self, _req: &Request, _ino: Ino) -> Result<Statfs> {
+        Ok(Statfs { blocks: 1, files: 2, bsize: 4096, frsize: 4096, namelen: 255, ..Statfs::default() })
+    }
+}
+
+bento::module_fs! {
+    type: HelloFs,
+    name: "hello",
+    version: 1,
+    description: "Bento sample: read-only hello world file system",
+}
