@@ -48,7 +48,16 @@ impl Fs {
     }
 }
 
-/// Converts a `0`/`-errno` return into a `Result`.
-pub(crate) fn to_result(ret: i32) -> kernel::error::Result {
-    kernel::error::to_result(ret)
+/// The kernel error for a bento error number.
+pub(crate) fn errno(e: bento::Errno) -> kernel::error::Error {
+    kernel::error::Error::from_errno(e.to_kernel())
 }
+
+/// An operation table in a `static`. Bindgen's tables hold raw pointers (`owner`), which
+/// are not `Sync`; the tables are never written after initialisation.
+#[repr(transparent)]
+pub(crate) struct Table<T>(pub(crate) T);
+
+// SAFETY: The wrapped table is immutable; the pointers in it (NULL `owner`, functions)
+// are fine to read from any thread.
+unsafe impl<T> Sync for Table<T> {}

@@ -29,7 +29,11 @@ pub(crate) struct Context {
 
 impl Context {
     /// The options for the file system's `mount`, borrowing from `self` and `fc`.
-    pub(crate) fn mount_options(&self, fc: &bindings::fs_context, read_only: bool) -> RawMountOptions {
+    pub(crate) fn mount_options(
+        &self,
+        fc: &bindings::fs_context,
+        read_only: bool,
+    ) -> RawMountOptions {
         let (source, source_len) = if fc.source.is_null() {
             (core::ptr::null(), 0)
         } else {
@@ -85,7 +89,12 @@ pub(crate) unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -
         // SAFETY: `fc` is valid (VFS contract).
         let fc = unsafe { &mut *fc };
         let ctx = KBox::new(
-            Context { slot: registry::slot_of(fc.fs_type), fs_name: KVec::new(), options: KVec::new(), imp: None },
+            Context {
+                slot: registry::slot_of(fc.fs_type),
+                fs_name: KVec::new(),
+                options: KVec::new(),
+                imp: None,
+            },
             GFP_KERNEL,
         )?;
         fc.fs_private = KBox::into_raw(ctx).cast();
@@ -129,7 +138,10 @@ fn push_option(opts: &mut KVec<u8>, key: &[u8], value: Option<&[u8]>) -> Result 
     Ok(())
 }
 
-unsafe extern "C" fn parse_param(fc: *mut bindings::fs_context, param: *mut bindings::fs_parameter) -> i32 {
+unsafe extern "C" fn parse_param(
+    fc: *mut bindings::fs_context,
+    param: *mut bindings::fs_parameter,
+) -> i32 {
     from_result(|| {
         // SAFETY: `fc` is ours, `param` valid for the call (VFS contract).
         let (ctx, param) = unsafe { (context(fc), &*param) };
@@ -139,11 +151,14 @@ unsafe extern "C" fn parse_param(fc: *mut bindings::fs_context, param: *mut bind
         if key == b"source" {
             return Err(Error::from_errno(-(bindings::ENOPARAM as i32)));
         }
-        let value: Option<&[u8]> = match param.type_ {
+        let value: Option<&[u8]> = match param.type_() {
             bindings::fs_value_type_fs_value_is_flag => None,
             bindings::fs_value_type_fs_value_is_string => {
                 // SAFETY: For string parameters `string` is a NUL-terminated string.
-                Some(unsafe { kernel::str::CStr::from_char_ptr(param.__bindgen_anon_1.string) }.as_bytes())
+                Some(
+                    unsafe { kernel::str::CStr::from_char_ptr(param.__bindgen_anon_1.string) }
+                        .as_bytes(),
+                )
             }
             _ => {
                 pr_err!("option '{}' must be a string\n", BStr::from_bytes(key));
@@ -151,16 +166,22 @@ unsafe extern "C" fn parse_param(fc: *mut bindings::fs_context, param: *mut bind
             }
         };
         if key.contains(&b',') || value.is_some_and(|v| v.contains(&b',')) {
-            pr_err!("option '{}': commas are not allowed in keys or values\n", BStr::from_bytes(key));
+            pr_err!(
+                "option '{}': commas are not allowed in keys or values\n",
+                BStr::from_bytes(key)
+            );
             return Err(EINVAL);
         }
         if ctx.slot.is_none() && key == b"fs" {
             let name = value.unwrap_or_default();
             if name.is_empty() || name.len() > NAME_MAX {
-                pr_err!("option fs=: want a file system name of 1-{} bytes\n", NAME_MAX);
+                pr_err!(
+                    "option fs=: want a file system name of 1-{} bytes\n",
+                    NAME_MAX
+                );
                 return Err(EINVAL);
             }
-            ctx.fs_name.clear();
+            ctx.fs_name = KVec::new();
             ctx.fs_name.extend_from_slice(name, GFP_KERNEL)?;
             return Ok(0);
         }
@@ -194,12 +215,18 @@ unsafe extern "C" fn get_tree(fc: *mut bindings::fs_context) -> i32 {
             imp = registry::get(name);
         }
         let Some(imp) = imp else {
-            pr_err!("no file system named '{}' is available\n", BStr::from_bytes(name));
+            pr_err!(
+                "no file system named '{}' is available\n",
+                BStr::from_bytes(name)
+            );
             return Err(ENODEV);
         };
         let block = imp.ops.flags & bento::abi::FLAG_BLOCK_DEVICE != 0;
         ctx.imp = Some(imp);
-        let fill: unsafe extern "C" fn(*mut bindings::super_block, *mut bindings::fs_context) -> i32 = superblock::fill_super;
+        let fill: unsafe extern "C" fn(
+            *mut bindings::super_block,
+            *mut bindings::fs_context,
+        ) -> i32 = superblock::fill_super;
         if block {
             // SAFETY: `fc` is valid; `fill_super` follows the `get_tree_bdev` contract.
             to_result(unsafe { bindings::get_tree_bdev(fc, Some(fill)) })?;

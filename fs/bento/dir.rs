@@ -7,14 +7,13 @@ use bento::abi::RawDirSink;
 use bento::{FileType, Ino, Open};
 use kernel::bindings;
 use kernel::error::to_result;
-use kernel::prelude::*;
 
-use crate::call;
+use crate::call::{self, Table};
 use crate::inode::{self, fs};
 
 pub(crate) static DIR_INODE_OPS: bindings::inode_operations = inode::dir_inode_ops();
 
-pub(crate) static DIR_FILE_OPS: bindings::file_operations = {
+pub(crate) static DIR_FILE_OPS: Table<bindings::file_operations> = Table({
     // SAFETY: An all-zero table is valid: every operation is optional.
     let mut ops: bindings::file_operations = unsafe { core::mem::zeroed() };
     ops.open = Some(open);
@@ -23,7 +22,7 @@ pub(crate) static DIR_FILE_OPS: bindings::file_operations = {
     ops.read = Some(bindings::generic_read_dir);
     ops.llseek = Some(bindings::generic_file_llseek);
     ops
-};
+});
 
 /// The file handle the file system gave this open file.
 ///
@@ -65,7 +64,14 @@ unsafe extern "C" fn release(inode: *mut bindings::inode, file: *mut bindings::f
 /// # Safety
 ///
 /// `ctx` is the `dir_context` passed to `iterate_shared`; `name` is valid for `len` bytes.
-unsafe extern "C" fn add(ctx: *mut c_void, ino: Ino, next: i64, kind: FileType, name: *const u8, len: usize) -> bool {
+unsafe extern "C" fn add(
+    ctx: *mut c_void,
+    ino: Ino,
+    next: i64,
+    kind: FileType,
+    name: *const u8,
+    len: usize,
+) -> bool {
     let ctx = ctx.cast::<bindings::dir_context>();
     let Ok(len) = i32::try_from(len) else {
         return true;
@@ -80,9 +86,15 @@ unsafe extern "C" fn add(ctx: *mut c_void, ino: Ino, next: i64, kind: FileType, 
     false
 }
 
-unsafe extern "C" fn iterate_shared(file: *mut bindings::file, ctx: *mut bindings::dir_context) -> i32 {
+unsafe extern "C" fn iterate_shared(
+    file: *mut bindings::file,
+    ctx: *mut bindings::dir_context,
+) -> i32 {
     let req = call::request();
-    let mut sink = RawDirSink { ctx: ctx.cast(), add };
+    let mut sink = RawDirSink {
+        ctx: ctx.cast(),
+        add,
+    };
     // SAFETY: `file` and `ctx` are valid (VFS contract); `sink` outlives the call.
     let ret = unsafe {
         let inode = (*file).f_inode;

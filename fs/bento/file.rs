@@ -8,9 +8,8 @@ use core::ffi::c_void;
 
 use bento::Open;
 use kernel::bindings;
-use kernel::prelude::*;
 
-use crate::call;
+use crate::call::{self, Table};
 use crate::dir::fh;
 use crate::inode::{fs, getattr};
 
@@ -21,7 +20,7 @@ pub(crate) static FILE_INODE_OPS: bindings::inode_operations = {
     ops
 };
 
-pub(crate) static FILE_FILE_OPS: bindings::file_operations = {
+pub(crate) static FILE_FILE_OPS: Table<bindings::file_operations> = Table({
     // SAFETY: An all-zero table is valid: every operation is optional.
     let mut ops: bindings::file_operations = unsafe { core::mem::zeroed() };
     ops.open = Some(open);
@@ -31,7 +30,7 @@ pub(crate) static FILE_FILE_OPS: bindings::file_operations = {
     ops.mmap = Some(bindings::generic_file_readonly_mmap);
     ops.llseek = Some(bindings::generic_file_llseek);
     ops
-};
+});
 
 pub(crate) static FILE_AOPS: bindings::address_space_operations = {
     // SAFETY: An all-zero table is valid: every operation is optional.
@@ -93,7 +92,9 @@ unsafe extern "C" fn read_folio(file: *mut bindings::file, folio: *mut bindings:
                 let mut n = 0usize;
                 let off = pos + (done + filled) as u64;
                 let len = page - filled;
-                ret = fs.call(|ops, fs| (ops.read)(fs, &req, ino, fh, off, buf.add(filled), len, &mut n));
+                ret = fs.call(|ops, fs| {
+                    (ops.read)(fs, &req, ino, fh, off, buf.add(filled), len, &mut n)
+                });
                 if n == 0 {
                     break;
                 }

@@ -68,18 +68,18 @@ pub(crate) fn iget(sb: *mut bindings::super_block, attr: &Attr) -> Result<*mut b
         match attr.kind {
             FileType::Directory => {
                 i.i_op = &dir::DIR_INODE_OPS;
-                i.__bindgen_anon_3.i_fop = &dir::DIR_FILE_OPS;
+                i.__bindgen_anon_3.i_fop = &dir::DIR_FILE_OPS.0;
             }
             FileType::RegularFile => {
                 i.i_op = &file::FILE_INODE_OPS;
-                i.__bindgen_anon_3.i_fop = &file::FILE_FILE_OPS;
+                i.__bindgen_anon_3.i_fop = &file::FILE_FILE_OPS.0;
                 (*i.i_mapping).a_ops = &file::FILE_AOPS;
             }
             FileType::Symlink => {
                 // Symbolic links arrive with the kernel xv6fs; until then refuse them
                 // rather than serve them wrong.
                 bindings::iget_failed(inode);
-                return Err(EOPNOTSUPP);
+                return Err(call::errno(Errno::EOPNOTSUPP));
             }
             _ => {
                 i.i_op = &file::FILE_INODE_OPS;
@@ -109,7 +109,11 @@ fn splice(dentry: *mut bindings::dentry, inode: *mut bindings::inode) -> *mut bi
     unsafe { bindings::d_splice_alias(inode, dentry) }
 }
 
-unsafe extern "C" fn lookup(dir: *mut bindings::inode, dentry: *mut bindings::dentry, _flags: u32) -> *mut bindings::dentry {
+unsafe extern "C" fn lookup(
+    dir: *mut bindings::inode,
+    dentry: *mut bindings::dentry,
+    _flags: u32,
+) -> *mut bindings::dentry {
     let mut len = 0u32;
     // SAFETY: `dentry` is valid during lookup; its name is stable under the parent lock.
     let name = unsafe { bindings::bento_dentry_name(dentry, &mut len) };
@@ -182,4 +186,3 @@ pub(crate) const fn dir_inode_ops() -> bindings::inode_operations {
     ops.getattr = Some(getattr);
     ops
 }
-

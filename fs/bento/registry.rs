@@ -16,8 +16,8 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use bento::abi::{self, FsOps};
 use kernel::bindings;
 use kernel::error::code::*;
-use kernel::prelude::*;
 use kernel::error::to_result;
+use kernel::prelude::*;
 use kernel::str::BStr;
 use kernel::sync::Mutex;
 
@@ -112,7 +112,14 @@ fn registry() -> &'static Mutex<Registry> {
 pub(crate) fn init() -> Result {
     let reg = KBox::pin_init(
         kernel::new_mutex!(Registry {
-            slots: [const { Slot { name: [0; NAME_MAX], len: 0, current: None, registered: false } }; MAX_TYPES],
+            slots: [const {
+                Slot {
+                    name: [0; NAME_MAX],
+                    len: 0,
+                    current: None,
+                    registered: false,
+                }
+            }; MAX_TYPES],
         }),
         GFP_KERNEL,
     )?;
@@ -145,7 +152,11 @@ pub(crate) fn slot_name(slot: usize, buf: &mut [u8; NAME_MAX]) -> usize {
 /// The caller owns the reference (see [`put`]).
 pub(crate) fn get(name: &[u8]) -> Option<Impl> {
     let reg = registry().lock();
-    let imp = reg.slots.iter().find(|s| &s.name[..s.len] == name)?.current?;
+    let imp = reg
+        .slots
+        .iter()
+        .find(|s| &s.name[..s.len] == name)?
+        .current?;
     // SAFETY: `imp.owner` is a live module: it stays registered (so loaded) while the
     // registry lock is held, and unregistration takes the lock.
     if unsafe { bindings::try_module_get(imp.owner) } {
@@ -165,12 +176,17 @@ fn valid_name(name: &[u8]) -> bool {
     !name.is_empty()
         && name.len() <= NAME_MAX
         && name != b"bento"
-        && name.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        && name
+            .iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
 /// Checks that a module's table was built against this framework.
 fn check_abi(ops: &FsOps, name: &[u8]) -> Result {
-    if ops.abi_version != abi::ABI_VERSION || ops.size as usize != size_of::<FsOps>() || ops.layout != abi::LAYOUT {
+    if ops.abi_version != abi::ABI_VERSION
+        || ops.size as usize != size_of::<FsOps>()
+        || ops.layout != abi::LAYOUT
+    {
         pr_err!(
             "{}: refused: ops ABI {} (size {}, layout {:x}), framework has ABI {} (size {}, layout {:x})\n",
             BStr::from_bytes(name),
@@ -214,13 +230,21 @@ fn register(ops: &'static FsOps, owner: *mut bindings::module) -> Result {
     // The leading fields of `FsOps` are stable across ABI versions: check before using
     // the rest.
     if ops.abi_version != abi::ABI_VERSION {
-        pr_err!("refused a module with ops ABI {} (framework has {})\n", ops.abi_version, abi::ABI_VERSION);
+        pr_err!(
+            "refused a module with ops ABI {} (framework has {})\n",
+            ops.abi_version,
+            abi::ABI_VERSION
+        );
         return Err(ENOEXEC);
     }
     // SAFETY: The ABI matches, so `name` is the NUL-terminated name `module_fs!` made.
     let name = unsafe { ops_name(ops) };
     if !valid_name(name) {
-        pr_err!("refused a file system named '{}': want 1-{} of [a-z0-9_], not \"bento\"\n", BStr::from_bytes(name), NAME_MAX);
+        pr_err!(
+            "refused a file system named '{}': want 1-{} of [a-z0-9_], not \"bento\"\n",
+            BStr::from_bytes(name),
+            NAME_MAX
+        );
         return Err(EINVAL);
     }
     check_abi(ops, name)?;
@@ -230,13 +254,21 @@ fn register(ops: &'static FsOps, owner: *mut bindings::module) -> Result {
         Some(i) => i,
         None => {
             let i = reg.slots.iter().position(|s| s.len == 0).ok_or_else(|| {
-                pr_err!("{}: refused: all {} file system slots in use\n", BStr::from_bytes(name), MAX_TYPES);
+                pr_err!(
+                    "{}: refused: all {} file system slots in use\n",
+                    BStr::from_bytes(name),
+                    MAX_TYPES
+                );
                 ENOSPC
             })?;
             let slot = &mut reg.slots[i];
             slot.name[..name.len()].copy_from_slice(name);
             slot.len = name.len();
-            let flags = if ops.flags & abi::FLAG_BLOCK_DEVICE != 0 { bindings::FS_REQUIRES_DEV as i32 } else { 0 };
+            let flags = if ops.flags & abi::FLAG_BLOCK_DEVICE != 0 {
+                bindings::FS_REQUIRES_DEV as i32
+            } else {
+                0
+            };
             TYPES[i].setup(name, flags);
             i
         }
@@ -257,13 +289,21 @@ fn register(ops: &'static FsOps, owner: *mut bindings::module) -> Result {
         slot.registered = true;
     }
     slot.current = Some(Impl { ops, owner });
-    pr_info!("{}: version {} registered\n", BStr::from_bytes(name), ops.version);
+    pr_info!(
+        "{}: version {} registered\n",
+        BStr::from_bytes(name),
+        ops.version
+    );
     Ok(())
 }
 
 fn unregister(ops: *const FsOps) {
     let mut reg = registry().lock();
-    let Some(idx) = reg.slots.iter().position(|s| s.current.is_some_and(|c| core::ptr::eq(c.ops, ops))) else {
+    let Some(idx) = reg
+        .slots
+        .iter()
+        .position(|s| s.current.is_some_and(|c| core::ptr::eq(c.ops, ops)))
+    else {
         return;
     };
     let slot = &mut reg.slots[idx];
@@ -275,7 +315,10 @@ fn unregister(ops: *const FsOps) {
         unsafe { bindings::unregister_filesystem(TYPES[idx].as_ptr()) };
         slot.registered = false;
     }
-    pr_info!("{}: unregistered\n", BStr::from_bytes(&slot.name[..slot.len]));
+    pr_info!(
+        "{}: unregistered\n",
+        BStr::from_bytes(&slot.name[..slot.len])
+    );
 }
 
 /// Entry point for file system modules (through `bento::module_fs!`): registers `ops`.
@@ -285,7 +328,7 @@ fn unregister(ops: *const FsOps) {
 /// `ops` must point to a table that stays valid until [`bento_unregister_fs`] is called
 /// with it, and `owner` must be the module containing it.
 #[no_mangle]
-pub unsafe extern "C" fn bento_register_fs(ops: *const FsOps, owner: *mut c_void) -> i32 {
+pub(crate) unsafe extern "C" fn bento_register_fs(ops: *const FsOps, owner: *mut c_void) -> i32 {
     // SAFETY: By the caller's guarantee `ops` is valid for the module's lifetime, which
     // outlasts its registration.
     let ops: &'static FsOps = unsafe { &*ops };
@@ -301,6 +344,6 @@ pub unsafe extern "C" fn bento_register_fs(ops: *const FsOps, owner: *mut c_void
 ///
 /// `ops` must have been passed to [`bento_register_fs`] by the same module.
 #[no_mangle]
-pub unsafe extern "C" fn bento_unregister_fs(ops: *const FsOps) {
+pub(crate) unsafe extern "C" fn bento_unregister_fs(ops: *const FsOps) {
     unregister(ops)
 }

@@ -62,12 +62,24 @@ static SUPER_OPS: bindings::super_operations = {
 ///
 /// Called by `get_tree_nodev`/`get_tree_bdev` with a new `sb` and a bento `fc` whose
 /// `get_tree` chose an implementation.
-pub(crate) unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *mut bindings::fs_context) -> i32 {
+pub(crate) unsafe extern "C" fn fill_super(
+    sb: *mut bindings::super_block,
+    fc: *mut bindings::fs_context,
+) -> i32 {
     from_result(|| {
         // SAFETY: Both are valid (caller's contract).
         let (sbr, ctx) = unsafe { (&mut *sb, context::context(fc)) };
         let imp = ctx.imp.take().ok_or(EINVAL)?;
-        let info = KBox::new(SbInfo { imp, fs: Fs { ops: imp.ops, inst: core::ptr::null_mut() } }, GFP_KERNEL)?;
+        let info = KBox::new(
+            SbInfo {
+                imp,
+                fs: Fs {
+                    ops: imp.ops,
+                    inst: core::ptr::null_mut(),
+                },
+            },
+            GFP_KERNEL,
+        )?;
         // INVARIANT: the module reference moved from the context into `info`; `kill_sb`
         // frees it even if we fail below.
         let info = KBox::into_raw(info);
@@ -79,7 +91,7 @@ pub(crate) unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *
         sbr.s_blocksize_bits = bindings::PAGE_SHIFT as _;
         sbr.s_time_gran = 1;
 
-        let read_only = sbr.s_flags & bindings::SB_RDONLY as u64 != 0;
+        let read_only = sbr.s_flags & bindings::SB_RDONLY != 0;
         // SAFETY: `fc` is valid.
         let opts = ctx.mount_options(unsafe { &*fc }, read_only);
         let mut inst: Instance = core::ptr::null_mut();
@@ -92,7 +104,9 @@ pub(crate) unsafe extern "C" fn fill_super(sb: *mut bindings::super_block, fc: *
         let req = call::request();
         let mut attr = core::mem::MaybeUninit::<Attr>::uninit();
         // SAFETY: `inst` is live; `attr` is valid for writes.
-        to_result(fs.call(|ops, fs| unsafe { (ops.getattr)(fs, &req, ROOT_INO, attr.as_mut_ptr()) }))?;
+        to_result(
+            fs.call(|ops, fs| unsafe { (ops.getattr)(fs, &req, ROOT_INO, attr.as_mut_ptr()) }),
+        )?;
         // SAFETY: `getattr` returned 0, so it wrote `attr`.
         let attr = unsafe { attr.assume_init() };
         let root = inode::iget(sb, &attr)?;
@@ -150,7 +164,9 @@ unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::k
         buf.f_namelen = st.namelen as _;
         // SAFETY: `sb` is live.
         let dev = unsafe { (*sb).s_dev };
-        buf.f_fsid = bindings::__kernel_fsid_t { val: [dev as i32, 0] };
+        buf.f_fsid = bindings::__kernel_fsid_t {
+            val: [dev as i32, 0],
+        };
         Ok(0)
     })
 }

@@ -64,7 +64,14 @@ pub struct RawDirSink {
     /// Framework context passed back to `add`.
     pub ctx: *mut c_void,
     /// Adds one entry; returns `true` when full (entry not taken).
-    pub add: unsafe extern "C" fn(ctx: *mut c_void, ino: Ino, next: i64, kind: FileType, name: *const u8, len: usize) -> bool,
+    pub add: unsafe extern "C" fn(
+        ctx: *mut c_void,
+        ino: Ino,
+        next: i64,
+        kind: FileType,
+        name: *const u8,
+        len: usize,
+    ) -> bool,
 }
 
 /// Mount arguments as they cross the table.
@@ -109,27 +116,72 @@ pub struct FsOps {
     /// Destroys an instance after the last inode is gone.
     pub unmount: unsafe extern "C" fn(fs: Instance),
     /// [`FileSystem::lookup`].
-    pub lookup: unsafe extern "C" fn(fs: Instance, req: *const Request, parent: Ino, name: *const u8, len: usize, out: *mut Entry) -> i32,
+    pub lookup: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        parent: Ino,
+        name: *const u8,
+        len: usize,
+        out: *mut Entry,
+    ) -> i32,
     /// [`FileSystem::forget`].
     pub forget: unsafe extern "C" fn(fs: Instance, ino: Ino),
     /// [`FileSystem::getattr`].
-    pub getattr: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, out: *mut Attr) -> i32,
+    pub getattr:
+        unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, out: *mut Attr) -> i32,
     /// [`FileSystem::readlink`]; the length read goes to `out`.
-    pub readlink: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, buf: *mut u8, len: usize, out: *mut usize) -> i32,
+    pub readlink: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        buf: *mut u8,
+        len: usize,
+        out: *mut usize,
+    ) -> i32,
     /// [`FileSystem::open`].
-    pub open: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32,
+    pub open: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        flags: OpenFlags,
+        out: *mut Open,
+    ) -> i32,
     /// [`FileSystem::read`]; the length read goes to `out`.
-    pub read: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: u64, buf: *mut u8, len: usize, out: *mut usize) -> i32,
+    pub read: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        fh: u64,
+        off: u64,
+        buf: *mut u8,
+        len: usize,
+        out: *mut usize,
+    ) -> i32,
     /// [`FileSystem::release`].
     pub release: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32,
     /// [`FileSystem::opendir`].
-    pub opendir: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32,
+    pub opendir: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        flags: OpenFlags,
+        out: *mut Open,
+    ) -> i32,
     /// [`FileSystem::readdir`].
-    pub readdir: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: i64, sink: *mut RawDirSink) -> i32,
+    pub readdir: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        fh: u64,
+        off: i64,
+        sink: *mut RawDirSink,
+    ) -> i32,
     /// [`FileSystem::releasedir`].
-    pub releasedir: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32,
+    pub releasedir:
+        unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32,
     /// [`FileSystem::statfs`].
-    pub statfs: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, out: *mut Statfs) -> i32,
+    pub statfs:
+        unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, out: *mut Statfs) -> i32,
 }
 
 // SAFETY: The table is immutable after construction: function pointers and a pointer to a
@@ -138,7 +190,12 @@ unsafe impl Sync for FsOps {}
 
 impl FsOps {
     /// Builds the table for file system `T` named `name` (NUL-terminated).
-    pub const fn new<T: FileSystem>(name: &'static [u8], version: u32, state_version: u32, flags: u32) -> FsOps {
+    pub const fn new<T: FileSystem>(
+        name: &'static [u8],
+        version: u32,
+        state_version: u32,
+        flags: u32,
+    ) -> FsOps {
         FsOps {
             abi_version: ABI_VERSION,
             size: size_of::<FsOps>() as u32,
@@ -231,7 +288,14 @@ unsafe extern "C" fn unmount<T: FileSystem>(fs: Instance) {
     unsafe { crate::backend::drop_raw(fs as *mut T) }
 }
 
-unsafe extern "C" fn lookup<T: FileSystem>(fs: Instance, req: *const Request, parent: Ino, name: *const u8, len: usize, out: *mut Entry) -> i32 {
+unsafe extern "C" fn lookup<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    parent: Ino,
+    name: *const u8,
+    len: usize,
+    out: *mut Entry,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe { put(out, this::<T>(fs).lookup(&*req, parent, bytes(name, len))) }
 }
@@ -241,38 +305,86 @@ unsafe extern "C" fn forget<T: FileSystem>(fs: Instance, ino: Ino) {
     unsafe { this::<T>(fs) }.forget(ino)
 }
 
-unsafe extern "C" fn getattr<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, out: *mut Attr) -> i32 {
+unsafe extern "C" fn getattr<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    out: *mut Attr,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe { put(out, this::<T>(fs).getattr(&*req, ino)) }
 }
 
-unsafe extern "C" fn readlink<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, buf: *mut u8, len: usize, out: *mut usize) -> i32 {
+unsafe extern "C" fn readlink<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    buf: *mut u8,
+    len: usize,
+    out: *mut usize,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe {
         let buf = core::slice::from_raw_parts_mut(buf, len);
-        put(out, this::<T>(fs).readlink(&*req, ino, buf).and_then(|n| check_len(n, len)))
+        put(
+            out,
+            this::<T>(fs)
+                .readlink(&*req, ino, buf)
+                .and_then(|n| check_len(n, len)),
+        )
     }
 }
 
-unsafe extern "C" fn open<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32 {
+unsafe extern "C" fn open<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    flags: OpenFlags,
+    out: *mut Open,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe { put(out, this::<T>(fs).open(&*req, ino, flags)) }
 }
 
-unsafe extern "C" fn read<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: u64, buf: *mut u8, len: usize, out: *mut usize) -> i32 {
+unsafe extern "C" fn read<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+    off: u64,
+    buf: *mut u8,
+    len: usize,
+    out: *mut usize,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe {
         let buf = core::slice::from_raw_parts_mut(buf, len);
-        put(out, this::<T>(fs).read(&*req, ino, fh, off, buf).and_then(|n| check_len(n, len)))
+        put(
+            out,
+            this::<T>(fs)
+                .read(&*req, ino, fh, off, buf)
+                .and_then(|n| check_len(n, len)),
+        )
     }
 }
 
-unsafe extern "C" fn release<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32 {
+unsafe extern "C" fn release<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     ret(unsafe { this::<T>(fs).release(&*req, ino, fh) })
 }
 
-unsafe extern "C" fn opendir<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, flags: OpenFlags, out: *mut Open) -> i32 {
+unsafe extern "C" fn opendir<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    flags: OpenFlags,
+    out: *mut Open,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe { put(out, this::<T>(fs).opendir(&*req, ino, flags)) }
 }
@@ -283,22 +395,48 @@ impl DirSink for Sink {
     fn add(&mut self, ino: Ino, next_offset: i64, kind: FileType, name: &[u8]) -> bool {
         // SAFETY: `self.0` is the valid sink the framework passed to `readdir`, and `name`
         // is valid for its length during the call.
-        unsafe { ((*self.0).add)((*self.0).ctx, ino, next_offset, kind, name.as_ptr(), name.len()) }
+        unsafe {
+            ((*self.0).add)(
+                (*self.0).ctx,
+                ino,
+                next_offset,
+                kind,
+                name.as_ptr(),
+                name.len(),
+            )
+        }
     }
 }
 
-unsafe extern "C" fn readdir<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64, off: i64, sink: *mut RawDirSink) -> i32 {
+unsafe extern "C" fn readdir<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+    off: i64,
+    sink: *mut RawDirSink,
+) -> i32 {
     let mut sink = Sink(sink);
     // SAFETY: See the trampolines' contract above.
     ret(unsafe { this::<T>(fs).readdir(&*req, ino, fh, off, &mut sink) })
 }
 
-unsafe extern "C" fn releasedir<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32 {
+unsafe extern "C" fn releasedir<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     ret(unsafe { this::<T>(fs).releasedir(&*req, ino, fh) })
 }
 
-unsafe extern "C" fn statfs<T: FileSystem>(fs: Instance, req: *const Request, ino: Ino, out: *mut Statfs) -> i32 {
+unsafe extern "C" fn statfs<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    out: *mut Statfs,
+) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe { put(out, this::<T>(fs).statfs(&*req, ino)) }
 }

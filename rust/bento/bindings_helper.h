@@ -16,3 +16,5 @@
 #include <linux/statfs.h>
 
 const unsigned int RUST_CONST_HELPER_BENTO_I_NEW = I_NEW;
+const unsigned long RUST_CONST_HELPER_SB_RDONLY = SB_RDONLY;
+const loff_t RUST_CONST_HELPER_MAX_LFS_FILESIZE = MAX_LFS_FILESIZE;

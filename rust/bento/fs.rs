@@ -81,7 +81,14 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     }
 
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at EOF).
-    fn read(&self, _req: &Request, _ino: Ino, _fh: u64, _offset: u64, _buf: &mut [u8]) -> Result<usize> {
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: Ino,
+        _fh: u64,
+        _offset: u64,
+        _buf: &mut [u8],
+    ) -> Result<usize> {
         Err(Errno::ENOSYS)
     }
 
@@ -97,7 +104,14 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
 
     /// Lists directory `ino` from `offset` (0 = start; otherwise a `next_offset` given
     /// earlier), including `.` and `..`, until the sink is full or the directory ends.
-    fn readdir(&self, _req: &Request, _ino: Ino, _fh: u64, _offset: i64, _sink: &mut dyn DirSink) -> Result {
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: Ino,
+        _fh: u64,
+        _offset: i64,
+        _sink: &mut dyn DirSink,
+    ) -> Result {
         Err(Errno::ENOSYS)
     }
 

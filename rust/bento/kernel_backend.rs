@@ -12,7 +12,9 @@ use crate::errno::{Errno, Result};
 use crate::log::Level;
 
 pub(crate) fn box_into_raw<T>(v: T) -> Result<*mut T> {
-    KBox::new(v, GFP_KERNEL).map(KBox::into_raw).map_err(|_| Errno::ENOMEM)
+    KBox::new(v, GFP_KERNEL)
+        .map(KBox::into_raw)
+        .map_err(|_| Errno::ENOMEM)
 }
 
 /// # Safety
@@ -106,7 +108,8 @@ macro_rules! module_fs {
 
             #[used(compiler)]
             #[link_section = ".init.data"]
-            static __UNIQUE_ID___addressable_init_module: unsafe extern "C" fn() -> i32 = init_module;
+            static __UNIQUE_ID___addressable_init_module: unsafe extern "C" fn() -> i32 =
+                init_module;
 
             #[no_mangle]
             #[link_section = ".exit.text"]
@@ -137,6 +140,7 @@ macro_rules! __modinfo {
     ($id:ident, $s:expr) => {
         #[used(compiler)]
         #[link_section = ".modinfo"]
-        static $id: [u8; concat!($s, "\0").len()] = $crate::__to_array(concat!($s, "\0").as_bytes());
+        static $id: [u8; concat!($s, "\0").len()] =
+            $crate::__to_array(concat!($s, "\0").as_bytes());
     };
 }

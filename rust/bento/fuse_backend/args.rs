@@ -30,8 +30,10 @@ pub struct Args {
 }
 
 /// Generic mount flags handled by the FUSE mount itself.
-const GENERIC_FLAGS: &[&str] =
-    &["dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "sync", "async", "dirsync"];
+const GENERIC_FLAGS: &[&str] = &[
+    "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "sync", "async",
+    "dirsync",
+];
 
 impl Args {
     /// Parses the arguments after the program name. On error returns a message for the
@@ -49,12 +51,15 @@ impl Args {
                 }
                 Some(s) if s.starts_with("-o") && s.len() > 2 => out.add_options(&s[2..])?,
                 Some("-h" | "--help") => return Err(String::new()),
-                Some(s) if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown flag '{s}'")),
+                Some(s) if s.starts_with('-') && s.len() > 1 => {
+                    return Err(format!("unknown flag '{s}'"))
+                }
                 _ => operands.push(arg),
             }
         }
-        let [source, mountpoint]: [OsString; 2] =
-            operands.try_into().map_err(|_| "want exactly SOURCE and MOUNTPOINT".to_string())?;
+        let [source, mountpoint]: [OsString; 2] = operands
+            .try_into()
+            .map_err(|_| "want exactly SOURCE and MOUNTPOINT".to_string())?;
         out.source = source;
         out.mountpoint = mountpoint.into();
         Ok(out)

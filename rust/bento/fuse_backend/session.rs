@@ -11,8 +11,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Config, FileAttr, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, SessionACL,
+    Config, FileAttr, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, SessionACL,
 };
 
 use super::args::Args;
@@ -38,7 +39,11 @@ struct Adapter<T> {
 }
 
 fn request(req: &fuser::Request) -> Request {
-    Request { uid: req.uid(), gid: req.gid(), pid: req.pid() }
+    Request {
+        uid: req.uid(),
+        gid: req.gid(),
+        pid: req.pid(),
+    }
 }
 
 fn system_time(t: Timespec) -> SystemTime {
@@ -97,8 +102,15 @@ struct Sink<'a>(&'a mut ReplyDirectory);
 
 impl DirSink for Sink<'_> {
     fn add(&mut self, ino: Ino, next_offset: i64, kind_: FileType, name: &[u8]) -> bool {
-        let Ok(next) = u64::try_from(next_offset) else { return true };
-        self.0.add(INodeNo(ino), next, kind(kind_), std::ffi::OsStr::from_bytes(name))
+        let Ok(next) = u64::try_from(next_offset) else {
+            return true;
+        };
+        self.0.add(
+            INodeNo(ino),
+            next,
+            kind(kind_),
+            std::ffi::OsStr::from_bytes(name),
+        )
     }
 }
 
@@ -108,7 +120,11 @@ impl<T: FileSystem> Adapter<T> {
             let mut l = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
             *l.entry(attr.ino).or_insert(0) += 1;
         }
-        reply.entry(&TTL, &file_attr(attr), Generation(u64::from(attr.generation)));
+        reply.entry(
+            &TTL,
+            &file_attr(attr),
+            Generation(u64::from(attr.generation)),
+        );
     }
 }
 
@@ -120,7 +136,13 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         Ok(())
     }
 
-    fn lookup(&self, req: &fuser::Request, parent: INodeNo, name: &std::ffi::OsStr, reply: ReplyEntry) {
+    fn lookup(
+        &self,
+        req: &fuser::Request,
+        parent: INodeNo,
+        name: &std::ffi::OsStr,
+        reply: ReplyEntry,
+    ) {
         match self.fs.lookup(&request(req), parent.0, name.as_bytes()) {
             Ok(e) => self.counted_entry(&e.attr, reply),
             Err(e) => reply.error(e.into()),
@@ -147,7 +169,13 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         }
     }
 
-    fn getattr(&self, req: &fuser::Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(
+        &self,
+        req: &fuser::Request,
+        ino: INodeNo,
+        _fh: Option<FileHandle>,
+        reply: ReplyAttr,
+    ) {
         match self.fs.getattr(&request(req), ino.0) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(e.into()),
@@ -186,8 +214,13 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         // Fill the whole request, as the kernel's page cache expects (a short read
         // means end of file).
         while filled < buf.len() {
-            let Some(rest) = buf.get_mut(filled..) else { break };
-            match self.fs.read(&request(req), ino.0, fh.0, offset + filled as u64, rest) {
+            let Some(rest) = buf.get_mut(filled..) else {
+                break;
+            };
+            match self
+                .fs
+                .read(&request(req), ino.0, fh.0, offset + filled as u64, rest)
+            {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if filled == 0 => return reply.error(e.into()),
@@ -220,15 +253,34 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         }
     }
 
-    fn readdir(&self, req: &fuser::Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Ok(offset) = i64::try_from(offset) else { return reply.error(fuser::Errno::EINVAL) };
-        match self.fs.readdir(&request(req), ino.0, fh.0, offset, &mut Sink(&mut reply)) {
+    fn readdir(
+        &self,
+        req: &fuser::Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Ok(offset) = i64::try_from(offset) else {
+            return reply.error(fuser::Errno::EINVAL);
+        };
+        match self
+            .fs
+            .readdir(&request(req), ino.0, fh.0, offset, &mut Sink(&mut reply))
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e.into()),
         }
     }
 
-    fn releasedir(&self, req: &fuser::Request, ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        req: &fuser::Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         match self.fs.releasedir(&request(req), ino.0, fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e.into()),
@@ -237,7 +289,9 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
 
     fn statfs(&self, req: &fuser::Request, ino: INodeNo, reply: ReplyStatfs) {
         match self.fs.statfs(&request(req), ino.0) {
-            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize),
+            Ok(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+            ),
             Err(e) => reply.error(e.into()),
         }
     }
@@ -256,9 +310,15 @@ fn usage(name: &str, desc: &str, msg: &str) -> ExitCode {
 
 /// Whether `mountpoint` is a mount point now (listed in `/proc/self/mountinfo`).
 fn is_mounted(mountpoint: &Path) -> bool {
-    let Ok(canon) = mountpoint.canonicalize() else { return false };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    info.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| unescape(m) == canon.as_os_str().as_bytes())
+    let Ok(canon) = mountpoint.canonicalize() else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape(m) == canon.as_os_str().as_bytes())
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, ...).
@@ -269,7 +329,10 @@ fn unescape(s: &str) -> Vec<u8> {
     while i < b.len() {
         match (b.get(i), b.get(i + 1..i + 4)) {
             (Some(b'\\'), Some(oct)) if oct.iter().all(|c| (b'0'..=b'7').contains(c)) => {
-                out.push(oct.iter().fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')));
+                out.push(
+                    oct.iter()
+                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
                 i += 4;
             }
             (Some(&c), _) => {
@@ -325,7 +388,10 @@ fn daemonize(name: &str, mountpoint: &Path) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         if Instant::now() > deadline {
-            let _ = writeln!(std::io::stderr(), "{name}: mount did not appear within 30 s");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{name}: mount did not appear within 30 s"
+            );
             return ExitCode::FAILURE;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -359,9 +425,15 @@ pub fn main<T: FileSystem>(name: &str, desc: &str) -> ExitCode {
         MountOption::FSName(String::from_utf8_lossy(args.source.as_bytes()).into_owned()),
         MountOption::Subtype(name.to_string()),
         MountOption::DefaultPermissions,
-        if args.read_only { MountOption::RO } else { MountOption::RW },
+        if args.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
     ];
-    config.mount_options.extend(args.flags.iter().map(|f| MountOption::CUSTOM(f.clone())));
+    config
+        .mount_options
+        .extend(args.flags.iter().map(|f| MountOption::CUSTOM(f.clone())));
     if args.auto_unmount {
         config.mount_options.push(MountOption::AutoUnmount);
     }
@@ -372,11 +444,18 @@ pub fn main<T: FileSystem>(name: &str, desc: &str) -> ExitCode {
     };
     config.n_threads = Some(THREADS);
     config.clone_fd = true;
-    let adapter = Adapter { fs, lookups: Mutex::new(HashMap::new()) };
+    let adapter = Adapter {
+        fs,
+        lookups: Mutex::new(HashMap::new()),
+    };
     match fuser::mount(adapter, &args.mountpoint, &config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "{name}: {}: {e}", args.mountpoint.display());
+            let _ = writeln!(
+                std::io::stderr(),
+                "{name}: {}: {e}",
+                args.mountpoint.display()
+            );
             ExitCode::FAILURE
         }
     }

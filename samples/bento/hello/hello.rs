@@ -3,8 +3,22 @@
 //! `Hello, world!\n`. The same source builds as `hello.ko` (Kbuild) and as the FUSE
 //! program `hello` (cargo).
 #![forbid(unsafe_code)]
+// What fails only in the kernel (overflow checks, 16 KiB stacks, panics = BUG): deny it
+// here so that the FUSE build's clippy catches it first (DESIGN.md §2).
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::large_stack_arrays,
+    clippy::large_stack_frames
+)]
 
-use bento::{Attr, DirSink, Entry, Errno, FileSystem, FileType, Ino, MountOptions, Request, Result, Statfs, Timespec, ROOT_INO};
+use bento::{
+    Attr, DirSink, Entry, Errno, FileSystem, FileType, Ino, MountOptions, Request, Result, Statfs,
+    Timespec, ROOT_INO,
+};
 
 const HELLO_INO: Ino = 2;
 const HELLO_NAME: &[u8] = b"hello";
@@ -54,14 +68,23 @@ impl FileSystem for HelloFs {
         if name != HELLO_NAME {
             return Err(Errno::ENOENT);
         }
-        Ok(Entry { attr: attr(HELLO_INO)? })
+        Ok(Entry {
+            attr: attr(HELLO_INO)?,
+        })
     }
 
     fn getattr(&self, _req: &Request, ino: Ino) -> Result<Attr> {
         attr(ino)
     }
 
-    fn read(&self, _req: &Request, ino: Ino, _fh: u64, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    fn read(
+        &self,
+        _req: &Request,
+        ino: Ino,
+        _fh: u64,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize> {
         if ino != HELLO_INO {
             return Err(Errno::EISDIR);
         }
@@ -74,7 +97,14 @@ impl FileSystem for HelloFs {
         Ok(n)
     }
 
-    fn readdir(&self, _req: &Request, ino: Ino, _fh: u64, offset: i64, sink: &mut dyn DirSink) -> Result {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: Ino,
+        _fh: u64,
+        offset: i64,
+        sink: &mut dyn DirSink,
+    ) -> Result {
         if ino != ROOT_INO {
             return Err(Errno::ENOTDIR);
         }
@@ -93,7 +123,14 @@ impl FileSystem for HelloFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: Ino) -> Result<Statfs> {
-        Ok(Statfs { blocks: 1, files: 2, bsize: 4096, frsize: 4096, namelen: 255, ..Statfs::default() })
+        Ok(Statfs {
+            blocks: 1,
+            files: 2,
+            bsize: 4096,
+            frsize: 4096,
+            namelen: 255,
+            ..Statfs::default()
+        })
     }
 }
 

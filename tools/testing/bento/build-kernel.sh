@@ -74,6 +74,8 @@ if [ "$(cat "$KBUILD/.bento-config" 2>/dev/null)" != "$cfg_key" ] || [ ! -f "$KB
 	echo "$cfg_key" > "$KBUILD/.bento-config"
 fi
 
+[ "${1:-}" = --config-only ] && exit 0
+
 # 4. Build.
 log "building bzImage and modules (-j$(nproc); a clean build takes ~6-10 min on 2 cores)"
 start=$(date +%s)

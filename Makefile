@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-2.0
+# Bento for Linux 6.12: build, boot and test.
+#
+#   make run                 build everything that is stale, boot the guest with the
+#                            bento file systems mounted, and give a shell
+#   make run CMD='ls /mnt'   same, but run CMD in the guest and exit with its status
+#   make check               every test; ends with "N passed, N failed, N skipped"
+#
+# Heavy artifacts (kernel tree, build, initramfs) live in $(BENTO_CACHE), outside the
+# checkout, keyed by hashes of their inputs.
+
+SHELL := /bin/bash
+T := tools/testing/bento
+CARGO := /usr/bin/cargo
+export BENTO_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bento
+
+.PHONY: all deps kernel modules fuse run check menuconfig fmt clippy clean help
+
+all: kernel fuse
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+deps:
+	@bash $(T)/deps.sh
+
+kernel: deps
+	@bash $(T)/build-kernel.sh
+
+# Kbuild rebuilds only what changed; after a sample-only change that is the modules.
+modules: kernel
+
+fuse: deps
+	$(CARGO) build --workspace
+
+run: kernel
+	@bash $(T)/guest.sh "$(CMD)"
+
+check:
+	@bash $(T)/check.sh
+
+menuconfig: deps
+	@bash -c '. $(T)/lib.sh && bash $(T)/build-kernel.sh --config-only && kmake menuconfig'
+
+fmt:
+	$(CARGO) fmt --all
+	/usr/bin/rustfmt --edition 2021 fs/bento/bentofs.rs
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	rm -rf target
+	@echo "kernel build cache kept in $(BENTO_CACHE) (rm -rf it to start over)"

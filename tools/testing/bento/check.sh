@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# 'make check': every test of the project, ending with one line "N passed, N failed,
+# N skipped". Installs what is missing and builds what is stale first.
+#   1. cargo: rustfmt, clippy (-D warnings), unit tests          (host)
+#   2. FUSE: the samples as FUSE programs                         (host)
+#   3. kselftests of tools/testing/selftests/filesystems/bento    (QEMU guest)
+#   4. the guest's dmesg: no oops, WARN, BUG, lockdep splat       (QEMU guest)
+# Each group counts its KTAP / cargo results; a group that cannot run counts as failed.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$BENTO_ROOT"
+
+PASS=0 FAIL=0 SKIP=0
+logs=$BENTO_CACHE/check-logs
+rm -rf "$logs"; mkdir -p "$logs"
+CARGO=/usr/bin/cargo   # Debian's 1.85, the kernel's compiler (toolchain.md)
+
+count() { # name pass fail skip
+	PASS=$((PASS + $2)) FAIL=$((FAIL + $3)) SKIP=$((SKIP + $4))
+	printf '# %-40s %3d passed, %d failed, %d skipped\n' "$1" "$2" "$3" "$4"
+}
+
+# KTAP file -> "pass fail skip" (top-level and nested result lines alike).
+ktap_counts() {
+	awk '/^[ \t]*ok [0-9]+/ { if ($0 ~ /# *SKIP/) s++; else p++ }
+	     /^[ \t]*not ok [0-9]+/ { f++ }
+	     END { printf "%d %d %d\n", p, f, s }' "$1"
+}
+
+# One pass/fail check: name, command.
+check_one() {
+	local name=$1; shift
+	if "$@" >"$logs/$name.log" 2>&1; then count "$name" 1 0 0
+	else count "$name" 0 1 0; sed 's/^/    /' "$logs/$name.log" | tail -30; fi
+}
+
+log "dependencies"; bash tools/testing/bento/deps.sh || exit 1
+log "kernel";       bash tools/testing/bento/build-kernel.sh || { count "kernel build" 0 1 0; echo "$PASS passed, $FAIL failed, $SKIP skipped"; exit 1; }
+
+log "cargo"
+check_one "cargo fmt --check" "$CARGO" fmt --all --check
+check_one "rustfmt --check fs/bento" /usr/bin/rustfmt --edition 2021 --check fs/bento/bentofs.rs
+check_one "cargo clippy" "$CARGO" clippy --workspace --all-targets --quiet -- -D warnings
+"$CARGO" build --workspace --quiet 2>&1 | tail -20
+"$CARGO" test --workspace 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test .* FAILED|^error' || true
+read -r p f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p+0, f+0 }' "$logs/cargo-test.log")
+grep -q '^test result:' "$logs/cargo-test.log" || f=$((f + 1))
+count "cargo test" "$p" "$f" 0
+
+log "FUSE (host)"
+KTAP_HELPERS=$KSRC/tools/testing/selftests/kselftest/ktap_helpers.sh \
+	sh tools/testing/bento/fuse-hello.sh "$BENTO_ROOT/target/debug/hello" > "$logs/fuse-hello.ktap" 2>&1
+read -r p f s < <(ktap_counts "$logs/fuse-hello.ktap")
+[ $((p + f + s)) -gt 0 ] || f=1
+count "fuse: hello" "$p" "$f" "$s"
+grep '^not ok' "$logs/fuse-hello.ktap"
+
+log "kernel selftests (QEMU guest, TCG)"
+share=$(mktemp -d "${TMPDIR:-/tmp}/bento-check.XXXXXX")
+# In the guest: each TEST_PROG writes KTAP to /host/results, then dmesg is checked.
+guest_cmd='cd /host/selftests/filesystems/bento
+for t in $(sed -n "s/^TEST_PROGS *:= *//p" Makefile); do
+	echo "# selftest $t"; sh ./$t 2>&1 | tee /host/results/$t.ktap
+done
+dmesg > /host/results/dmesg.txt
+if check-dmesg.sh /host/results/dmesg.txt > /host/results/dmesg-check.txt; then
+	echo "ok 1 dmesg clean" > /host/results/dmesg.ktap
+else
+	cat /host/results/dmesg-check.txt; echo "not ok 1 dmesg clean" > /host/results/dmesg.ktap
+fi'
+BENTO_SHARE=$share bash tools/testing/bento/guest.sh "$guest_cmd" > "$logs/guest-console.log" 2>&1
+rc=$?
+cp -r "$share/results" "$logs/guest-results" 2>/dev/null
+rm -rf "$share"
+shopt -s nullglob
+results=("$logs"/guest-results/*.ktap)
+if [ ${#results[@]} -eq 0 ]; then
+	count "guest (did not run: exit $rc)" 0 1 0
+	tail -40 "$logs/guest-console.log"
+fi
+for k in "${results[@]}"; do
+	read -r p f s < <(ktap_counts "$k")
+	[ $((p + f + s)) -gt 0 ] || f=1
+	count "guest: $(basename "$k" .ktap)" "$p" "$f" "$s"
+	grep '^not ok' "$k"
+done
+[ -s "$logs/guest-results/dmesg-check.txt" ] && cat "$logs/guest-results/dmesg-check.txt"
+
+echo "# logs: $logs"
+echo "$PASS passed, $FAIL failed, $SKIP skipped"
+[ "$FAIL" = 0 ]

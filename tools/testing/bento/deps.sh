@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Installs what building and testing Bento needs on Debian 12 (measured recipe:
+# ../shared/toolchain.md). Idempotent: a second run only checks (about a second).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# Rust for the kernel and for cargo: Debian's 1.85 with rust-src, pinned as a whole (apt
+# would otherwise mix in the newer rustc-web candidate).
+RUST_V=1.85.0+dfsg3-1~deb12u3
+BINDGEN_V=0.70.1
+PJDFSTEST_V=0.2.2
+
+PKGS=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio zstd
+	xz-utils patch qemu-system-x86 busybox-static clang-19 libclang-19-dev lld-19 llvm-19
+	"rustc-web=$RUST_V" "libstd-rust-web-dev=$RUST_V" "libstd-rust-web-1.85=$RUST_V"
+	"rust-web-src=$RUST_V" "rust-web-clippy=$RUST_V" "rustfmt-web=$RUST_V" "cargo-web=$RUST_V"
+	e2fsprogs python3 kmod pahole fuse3 shellcheck libncurses-dev)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	name=${p%%=*} want=${p#*=}
+	have=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
+	case "$have" in
+	"install ok installed "*)
+		[ "$name" = "$want" ] || [ "${have##* }" = "$want" ] || missing+=("$p") ;;
+	*) missing+=("$p") ;;
+	esac
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${#missing[@]} Debian packages: ${missing[*]}"
+	SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+fi
+
+# bindgen: 6.12 needs >= 0.65.1 and Debian's is older. Built with Debian's cargo so no
+# rustup is needed.
+if [ "$("$BENTO_TOOLS/bin/bindgen" --version 2>/dev/null)" != "bindgen $BINDGEN_V" ]; then
+	log "installing bindgen-cli $BINDGEN_V into $BENTO_TOOLS (~2 min)"
+	PATH=/usr/bin:/bin cargo install --quiet --locked "bindgen-cli@$BINDGEN_V" --root "$BENTO_TOOLS"
+fi
+
+# pjdfstest, statically linked so that it also runs in the busybox guest.
+if [ "$("$BENTO_TOOLS/bin/pjdfstest" --version 2>/dev/null | awk '{print $2}')" != "$PJDFSTEST_V" ] &&
+	[ -n "${BENTO_WANT_PJDFSTEST:-}" ]; then
+	log "installing pjdfstest $PJDFSTEST_V (~2 min)"
+	PATH=/usr/bin:/bin RUSTFLAGS='-C target-feature=+crt-static' cargo install --quiet --locked \
+		"pjdfstest@$PJDFSTEST_V" --target x86_64-unknown-linux-gnu --root "$BENTO_TOOLS"
+fi
+log "dependencies ready"
