@@ -10,6 +10,8 @@
 # checkout, keyed by hashes of their inputs.
 
 SHELL := /bin/bash
+# Debian's Rust 1.85 (the kernel's compiler) before rustup's, for cargo too.
+export PATH := /usr/bin:/bin:$(PATH)
 T := tools/testing/bento
 CARGO := /usr/bin/cargo
 export BENTO_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bento

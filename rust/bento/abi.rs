@@ -24,11 +24,11 @@ pub const ABI_VERSION: u32 = 1;
 
 /// Fingerprint of the sizes of every type that crosses the table.
 pub const LAYOUT: u64 = (size_of::<FsOps>() as u64)
-    | (size_of::<Attr>() as u64) << 12
-    | (size_of::<Entry>() as u64) << 24
-    | (size_of::<Open>() as u64) << 36
-    | (size_of::<Statfs>() as u64) << 44
-    | (size_of::<Request>() as u64) << 56;
+    | ((size_of::<Attr>() as u64) << 12)
+    | ((size_of::<Entry>() as u64) << 24)
+    | ((size_of::<Open>() as u64) << 36)
+    | ((size_of::<Statfs>() as u64) << 44)
+    | ((size_of::<Request>() as u64) << 56);
 
 /// Identifies the build of the `bento` crate. The kernel build sets `BENTO_BUILD_ID`
 /// (a hash of this crate's sources and the kernel configuration); modules embed the value

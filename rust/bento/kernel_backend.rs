@@ -32,8 +32,8 @@ pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
         Level::Info => &format_strings::INFO,
     };
     // SAFETY: The format strings are the kernel's fixed ones and the prefix is
-    // NUL-terminated.
-    unsafe { call_printk(fmt, crate::__LOG_PREFIX, args) }
+    // NUL-terminated. The newline ends the record (printk would hold it back otherwise).
+    unsafe { call_printk(fmt, crate::__LOG_PREFIX, format_args!("{args}\n")) }
 }
 
 extern "C" {

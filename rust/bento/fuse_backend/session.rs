@@ -308,6 +308,30 @@ fn usage(name: &str, desc: &str, msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The fuser option for a generic mount flag [`Args`] accepted.
+fn generic_flag(flag: &str) -> Option<MountOption> {
+    Some(match flag {
+        "dev" => MountOption::Dev,
+        "nodev" => MountOption::NoDev,
+        "suid" => MountOption::Suid,
+        "nosuid" => MountOption::NoSuid,
+        "exec" => MountOption::Exec,
+        "noexec" => MountOption::NoExec,
+        "atime" => MountOption::Atime,
+        "noatime" => MountOption::NoAtime,
+        "sync" => MountOption::Sync,
+        "async" => MountOption::Async,
+        "dirsync" => MountOption::DirSync,
+        _ => return None,
+    })
+}
+
+/// Whether this process runs as root (`/proc/self` belongs to the effective uid).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 /// Whether `mountpoint` is a mount point now (listed in `/proc/self/mountinfo`).
 fn is_mounted(mountpoint: &Path) -> bool {
     let Ok(canon) = mountpoint.canonicalize() else {
@@ -433,7 +457,14 @@ pub fn main<T: FileSystem>(name: &str, desc: &str) -> ExitCode {
     ];
     config
         .mount_options
-        .extend(args.flags.iter().map(|f| MountOption::CUSTOM(f.clone())));
+        .extend(args.flags.iter().filter_map(|f| generic_flag(f)));
+    // As root, fuser mounts with mount(2) itself and drops `Subtype` (only fusermount3
+    // reads it): pass it to the kernel so the type shows as `fuse.NAME`.
+    if is_root() {
+        config
+            .mount_options
+            .push(MountOption::CUSTOM(format!("subtype={name}")));
+    }
     if args.auto_unmount {
         config.mount_options.push(MountOption::AutoUnmount);
     }

@@ -69,7 +69,7 @@ if check-dmesg.sh /host/results/dmesg.txt > /host/results/dmesg-check.txt; then
 else
 	cat /host/results/dmesg-check.txt; echo "not ok 1 dmesg clean" > /host/results/dmesg.ktap
 fi'
-BENTO_SHARE=$share bash tools/testing/bento/guest.sh "$guest_cmd" > "$logs/guest-console.log" 2>&1
+BENTO_NO_SETUP=1 BENTO_SHARE=$share bash tools/testing/bento/guest.sh "$guest_cmd" > "$logs/guest-console.log" 2>&1
 rc=$?
 cp -r "$share/results" "$logs/guest-results" 2>/dev/null
 rm -rf "$share"

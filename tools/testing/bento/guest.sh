@@ -36,7 +36,7 @@ if [ -n "$cmd" ]; then
 	status=0
 	"$BENTO_ROOT/tools/testing/bento/run-qemu.sh" --kernel "$bzimage" --initrd "$initrd" \
 		--disk "$disk" --share-dir "$share" --timeout "${BENTO_TIMEOUT:-1200}" \
-		--cmd ". /host/setup.sh; $cmd" || status=$?
+		--cmd "${BENTO_NO_SETUP:+: }. /host/setup.sh; $cmd" || status=$?
 else
 	log "booting; the guest shell powers off on exit (Ctrl-A x kills QEMU)"
 	printf '%s\n' '. /host/setup.sh' > "$share/profile"

@@ -12,6 +12,10 @@ KBUILD=${KBUILD:-$BENTO_CACHE/build}   # O= build directory
 MODROOT=$KBUILD/modroot          # modules_install target
 KTARBALL=${KTARBALL:-/usr/src/linux-source-6.12.tar.xz}
 
+# Debian's Rust 1.85 first on PATH, for cargo too: rustup's newer toolchain (first on
+# these machines' PATH) would let code pass cargo and fail Kbuild (toolchain.md).
+export PATH=/usr/bin:/bin:$PATH
+
 # The kernel must be built with Debian's Rust 1.85 (with rust-src), never rustup's.
 KMAKE_VARS=(RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
 	CLIPPY_DRIVER=/usr/bin/clippy-driver "BINDGEN=$BENTO_TOOLS/bin/bindgen"

@@ -11,50 +11,61 @@ DIR=$(dirname "$0")
 MNT=/tmp/bento-hello
 ERR=/tmp/bento-hello.err
 
-# The kernel log since the last mark, so each check only sees its own lines.
-dmesg_mark() { dmesg -c >/dev/null 2>&1 || true; }
-logged() { dmesg | grep -q "$1"; }
+# Checks (ktap_test_result runs its command unquoted, so each check is a function).
+listing() { [ "$(ls -a "$MNT" | tr '\n' ' ')" = '. .. hello ' ]; }
+content() { [ "$(cat "$MNT/hello")" = 'Hello, world!' ]; }
+offset_read() { [ "$(dd if="$MNT/hello" bs=1 skip=7 count=5 2>/dev/null)" = world ]; }
+stat_hello() { [ "$(stat -c '%F %a %s %i' "$MNT/hello")" = 'regular file 444 14 2' ]; }
+statfs() { [ "$(stat -f -c '%t %S' "$MNT")" = '42454e54 4096' ]; }
+enoent() { cat "$MNT/nope" 2>&1 | grep -q 'No such file'; }
+registered() { grep -qw "$1" /proc/filesystems; }
+rmmod_refused() { ! rmmod hello 2>/dev/null && registered hello; }
+generic_type() { mount -t bento -o fs=hello none "$MNT" && content && umount "$MNT"; }
+unloaded() { rmmod hello && ! registered hello; }
+autoload() { mount -t hello none "$MNT" && content && umount "$MNT" && rmmod hello; }
 
-# mount_fails "EXPECTED strerror" "LOG PATTERN" mount-args...: the mount must fail with
-# that error and leave that line in the kernel log.
+# mount_fails "strerror text" "log pattern" mount-args...: the mount must fail with that
+# error and leave that line in the kernel log.
 mount_fails() {
 	want=$1 pattern=$2
 	shift 2
-	dmesg_mark
+	dmesg -c >/dev/null
 	if mount "$@" 2>"$ERR"; then
 		umount "$MNT"
 		return 1
 	fi
-	grep -q "$want" "$ERR" || { cat "$ERR"; return 1; }
-	logged "$pattern" || { echo "# no log line matching '$pattern'"; return 1; }
+	grep -q "$want" "$ERR" || { sed 's/^/# /' "$ERR"; return 1; }
+	dmesg | grep -q "$pattern" || { echo "# no log line matching '$pattern'"; return 1; }
 }
+unknown_fs() { mount_fails "No such device" "no file system named 'nosuch'" -t bento -o fs=nosuch none "$MNT"; }
+bad_option() { mount_fails "Invalid argument" "unknown mount option 'bogus'" -t hello -o bogus none "$MNT"; }
+no_fs_option() { mount_fails "Invalid argument" "needs -o fs=NAME" -t bento none "$MNT"; }
 
 ktap_print_header
-ktap_set_plan 17
+ktap_set_plan 18
 
-mkdir -p "$MNT"
+# Start from nothing: no hello mount, module not loaded.
+grep ' hello ' /proc/mounts | while read -r _ m _; do umount "$m"; done
 rmmod hello 2>/dev/null
+mkdir -p "$MNT"
 
-ktap_test_result "framework registers the bento type" grep -qw bento /proc/filesystems
+ktap_test_result "framework registers the bento type" registered bento
 ktap_test_result "modprobe hello" modprobe hello
-ktap_test_result "hello type registered" grep -qw hello /proc/filesystems
+ktap_test_result "hello type registered" registered hello
 ktap_test_result "mount -t hello" mount -t hello none "$MNT"
-ktap_test_result "readdir lists hello" sh -c "[ \"\$(ls -a $MNT | tr '\n' ' ')\" = '. .. hello ' ]"
-ktap_test_result "read hello" sh -c "[ \"\$(cat $MNT/hello)\" = 'Hello, world!' ]"
-ktap_test_result "read at an offset" sh -c "[ \"\$(dd if=$MNT/hello bs=1 skip=7 count=5 2>/dev/null)\" = 'world' ]"
-ktap_test_result "stat: regular, 0444, 14 bytes, inode 2" \
-	sh -c "[ \"\$(stat -c '%F %a %s %i' $MNT/hello)\" = 'regular file 444 14 2' ]"
-ktap_test_result "statfs" sh -c "stat -f -c '%t %S' $MNT | grep -q '^42454e54 4096$'"
-ktap_test_result "missing name is ENOENT" sh -c "cat $MNT/nope 2>&1 | grep -q 'No such file'"
-ktap_test_result "rmmod refused while mounted" sh -c "! rmmod hello 2>/dev/null && grep -qw hello /proc/filesystems"
+ktap_test_result "readdir lists . .. hello" listing
+ktap_test_result "read hello" content
+ktap_test_result "read at an offset" offset_read
+ktap_test_result "stat: regular, 0444, 14 bytes, inode 2" stat_hello
+ktap_test_result "statfs: bento magic, 4 KiB blocks" statfs
+ktap_test_result "missing name is ENOENT" enoent
+ktap_test_result "rmmod refused while mounted" rmmod_refused
 ktap_test_result "umount" umount "$MNT"
-ktap_test_result "mount -t bento -o fs=hello" sh -c "mount -t bento -o fs=hello none $MNT && cat $MNT/hello >/dev/null && umount $MNT"
-ktap_test_result "unknown fs name: ENODEV and a log line" \
-	mount_fails "No such device" "no file system named 'nosuch'" -t bento -o fs=nosuch none "$MNT"
-ktap_test_result "bad option: EINVAL and a log line" \
-	mount_fails "Invalid argument" "unknown mount option 'bogus'" -t hello -o bogus none "$MNT"
-ktap_test_result "rmmod hello unregisters the type" sh -c "rmmod hello && ! grep -qw hello /proc/filesystems"
-ktap_test_result "mount -t hello autoloads the module" \
-	sh -c "mount -t hello none $MNT && cat $MNT/hello >/dev/null && umount $MNT && rmmod hello"
+ktap_test_result "mount -t bento -o fs=hello" generic_type
+ktap_test_result "unknown fs name: ENODEV and a log line" unknown_fs
+ktap_test_result "bad option: EINVAL and a log line" bad_option
+ktap_test_result "generic type without fs=: EINVAL and a log line" no_fs_option
+ktap_test_result "rmmod hello unregisters the type" unloaded
+ktap_test_result "mount -t hello autoloads the module" autoload
 
 ktap_finished
