@@ -30,9 +30,10 @@ ktap_counts() {
 
 # One pass/fail check: name, command.
 check_one() {
-	local name=$1; shift
-	if "$@" >"$logs/$name.log" 2>&1; then count "$name" 1 0 0
-	else count "$name" 0 1 0; sed 's/^/    /' "$logs/$name.log" | tail -30; fi
+	local name=$1 log; shift
+	log=$logs/$(echo "$name" | tr ' /' '__').log
+	if "$@" >"$log" 2>&1; then count "$name" 1 0 0
+	else count "$name" 0 1 0; sed 's/^/    /' "$log" | tail -30; fi
 }
 
 log "dependencies"; bash tools/testing/bento/deps.sh || exit 1
