@@ -148,6 +148,8 @@ if [ -f /host/cmd.sh ]; then
 else
 	# setsid + cttyhack give the shell a controlling tty, so job control
 	# and Ctrl-C work on the serial console.
+	# ash reads $ENV at start: the host's setup (make run) mounts the file systems.
+	[ -f /host/profile ] && export ENV=/host/profile
 	setsid cttyhack sh
 fi
 sync
