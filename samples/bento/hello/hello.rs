@@ -140,3 +140,80 @@ bento::module_fs! {
     version: 1,
     description: "Bento sample: read-only hello world file system",
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    struct Names(Vec<(Ino, i64, Vec<u8>)>, usize);
+
+    impl DirSink for Names {
+        fn add(&mut self, ino: Ino, next: i64, _kind: FileType, name: &[u8]) -> bool {
+            if self.0.len() == self.1 {
+                return true;
+            }
+            self.0.push((ino, next, name.to_vec()));
+            false
+        }
+    }
+
+    fn fs() -> HelloFs {
+        HelloFs::mount(&MountOptions {
+            source: b"none",
+            options: b"",
+            read_only: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn rejects_unknown_options() {
+        let opts = MountOptions {
+            source: b"none",
+            options: b"size=1",
+            read_only: false,
+        };
+        assert_eq!(HelloFs::mount(&opts).err(), Some(Errno::EINVAL));
+    }
+
+    #[test]
+    fn lookup_and_read() {
+        let (fs, req) = (fs(), Request::default());
+        let e = fs.lookup(&req, ROOT_INO, b"hello").unwrap();
+        assert_eq!(
+            (e.attr.ino, e.attr.size, e.attr.kind),
+            (HELLO_INO, 14, FileType::RegularFile)
+        );
+        assert_eq!(
+            fs.lookup(&req, ROOT_INO, b"nope").err(),
+            Some(Errno::ENOENT)
+        );
+        let mut buf = [0u8; 64];
+        let n = fs.read(&req, HELLO_INO, 0, 7, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"world!\n");
+        assert_eq!(fs.read(&req, HELLO_INO, 0, 100, &mut buf), Ok(0));
+        assert_eq!(fs.read(&req, HELLO_INO, 0, u64::MAX, &mut buf), Ok(0));
+    }
+
+    #[test]
+    fn readdir_resumes_at_offsets() {
+        let (fs, req) = (fs(), Request::default());
+        let mut all = Names(Vec::new(), usize::MAX);
+        fs.readdir(&req, ROOT_INO, 0, 0, &mut all).unwrap();
+        let names: Vec<&[u8]> = all.0.iter().map(|e| e.2.as_slice()).collect();
+        assert_eq!(names, [&b"."[..], b"..", b"hello"]);
+        // One entry per call, continuing from each entry's next offset.
+        let (mut off, mut seen) = (0, Vec::new());
+        loop {
+            let mut one = Names(Vec::new(), 1);
+            fs.readdir(&req, ROOT_INO, 0, off, &mut one).unwrap();
+            let Some((_, next, name)) = one.0.pop() else {
+                break;
+            };
+            seen.push(name);
+            off = next;
+        }
+        assert_eq!(seen.len(), 3);
+    }
+}

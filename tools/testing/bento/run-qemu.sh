@@ -67,6 +67,8 @@ fi
 
 qemu_args=(
 	-accel tcg -m "$mem" -smp 2 -nographic -no-reboot
+	# No NIC: tests need no network, and it saves the iPXE option ROM delay.
+	-nic none
 	-kernel "$kernel" -initrd "$initrd"
 	# panic=-1 turns a panic into a reboot, which -no-reboot turns into exit.
 	-append "console=ttyS0 panic=-1${append:+ $append}"
