@@ -9,7 +9,7 @@
 # Each group counts its KTAP / cargo results; a group that cannot run counts as failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-cd "$BENTO_ROOT"
+cd "$BENTO_ROOT" || exit 1
 
 PASS=0 FAIL=0 SKIP=0
 logs=$BENTO_CACHE/check-logs
@@ -42,6 +42,8 @@ log "kernel";       bash tools/testing/bento/build-kernel.sh || { count "kernel 
 log "cargo"
 check_one "cargo fmt --check" "$CARGO" fmt --all --check
 check_one "rustfmt --check fs/bento" /usr/bin/rustfmt --edition 2021 --check fs/bento/bentofs.rs
+check_one "shellcheck" shellcheck -e SC1090,SC1091,SC2148 tools/testing/bento/*.sh \
+	tools/testing/selftests/filesystems/bento/*.sh .ci/run
 check_one "cargo clippy" "$CARGO" clippy --workspace --all-targets --quiet -- -D warnings
 "$CARGO" build --workspace --quiet 2>&1 | tail -20
 "$CARGO" test --workspace 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test .* FAILED|^error' || true
@@ -60,6 +62,7 @@ grep '^not ok' "$logs/fuse-hello.ktap"
 log "kernel selftests (QEMU guest, TCG)"
 share=$(mktemp -d "${TMPDIR:-/tmp}/bento-check.XXXXXX")
 # In the guest: each TEST_PROG writes KTAP to /host/results, then dmesg is checked.
+# shellcheck disable=SC2016 # expanded in the guest
 guest_cmd='cd /host/selftests/filesystems/bento
 for t in $(sed -n "s/^TEST_PROGS *:= *//p" Makefile); do
 	echo "# selftest $t"; sh ./$t 2>&1 | tee /host/results/$t.ktap

@@ -1,12 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# ls and cat are the point here: they exercise readdir and open of the fs under test.
+# shellcheck disable=SC2012,SC2002
 #
 # The hello sample as a FUSE program on the host (same source as hello.ko): the same
 # tree, contents and errors as the kernel selftest checks. KTAP output.
 # Usage: fuse-hello.sh PATH/TO/hello
 HELLO=$1
 # The kernel tree's tools/testing/selftests/kselftest/ktap_helpers.sh (check.sh sets it).
-. "${KTAP_HELPERS:?set KTAP_HELPERS to the kernel tree's kselftest/ktap_helpers.sh}"
+. "${KTAP_HELPERS:?set KTAP_HELPERS to kselftest/ktap_helpers.sh of the kernel tree}"
 
 MNT=$(mktemp -d /tmp/bento-fuse-hello.XXXXXX)
 trap 'fusermount3 -u "$MNT" 2>/dev/null; rmdir "$MNT"' EXIT

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 # Shared settings of the Bento build and test scripts (sourced).
+# shellcheck disable=SC2034 # the variables are for the scripts that source this
 
 # The checkout: two levels above this directory's parent.
 BENTO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)

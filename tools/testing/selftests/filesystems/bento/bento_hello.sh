@@ -1,5 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# ls and cat are the point here: they exercise readdir and open of the fs under test.
+# shellcheck disable=SC2012,SC2002
 #
 # The hello sample in the kernel: module load, both mount types, lookup, read, stat,
 # statfs, errors for bad mounts (errno and a kernel log line), module refcount while
