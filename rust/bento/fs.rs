@@ -6,7 +6,7 @@
 //! cannot forget to answer, and every default is an error (`ENOSYS`), never a silent 0.
 
 use crate::errno::{Errno, Result};
-use crate::types::{Attr, Entry, FileType, Ino, Open, OpenFlags, Request, Statfs};
+use crate::types::{Attr, Entry, Extent, FileType, Ino, Open, OpenFlags, Request, SetAttr, Statfs};
 
 /// Where `readdir` puts directory entries.
 pub trait DirSink {
@@ -123,5 +123,198 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     /// File system statistics.
     fn statfs(&self, _req: &Request, _ino: Ino) -> Result<Statfs> {
         Err(Errno::ENOSYS)
+    }
+
+    /// Changes attributes of `ino`; returns the attributes after the change.
+    fn setattr(&self, _req: &Request, _ino: Ino, _set: &SetAttr) -> Result<Attr> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Creates a special file or a regular file (`mode` holds the kind and permission
+    /// bits, umask already applied) named `name` in `parent`.
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: Ino,
+        _name: &[u8],
+        _mode: u32,
+        _rdev: u32,
+    ) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Creates directory `name` in `parent` (`mode`: permission bits, umask applied).
+    fn mkdir(&self, _req: &Request, _parent: Ino, _name: &[u8], _mode: u32) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Removes the non-directory `name` from `parent`. An inode whose last link goes
+    /// while it is open keeps its data until `forget`.
+    fn unlink(&self, _req: &Request, _parent: Ino, _name: &[u8]) -> Result {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Removes the empty directory `name` from `parent`.
+    fn rmdir(&self, _req: &Request, _parent: Ino, _name: &[u8]) -> Result {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Creates symbolic link `name` in `parent` pointing to `target`.
+    fn symlink(&self, _req: &Request, _parent: Ino, _name: &[u8], _target: &[u8]) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Renames `parent/name` to `newparent/newname`; `flags` are
+    /// [`rename_flags`](crate::types::rename_flags).
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: Ino,
+        _name: &[u8],
+        _newparent: Ino,
+        _newname: &[u8],
+        _flags: u32,
+    ) -> Result {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Makes `newparent/newname` a new hard link to `ino`.
+    fn link(&self, _req: &Request, _ino: Ino, _newparent: Ino, _newname: &[u8]) -> Result<Entry> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Creates and opens regular file `name` in `parent` (`mode`: kind and permission
+    /// bits, umask applied).
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: Ino,
+        _name: &[u8],
+        _mode: u32,
+        _flags: OpenFlags,
+    ) -> Result<(Entry, Open)> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Writes `data` at `offset`; returns how many bytes were written.
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: Ino,
+        _fh: u64,
+        _offset: u64,
+        _data: &[u8],
+        _flags: OpenFlags,
+    ) -> Result<usize> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Called on each `close` of an open file (not only the last).
+    fn flush(&self, _req: &Request, _ino: Ino, _fh: u64) -> Result {
+        Ok(())
+    }
+
+    /// Makes the file's data (and, unless `datasync`, its metadata) durable.
+    fn fsync(&self, _req: &Request, _ino: Ino, _fh: u64, _datasync: bool) -> Result {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Makes a directory's entries durable.
+    fn fsyncdir(&self, _req: &Request, _ino: Ino, _fh: u64, _datasync: bool) -> Result {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Sets extended attribute `name` (with its namespace prefix, e.g. `user.x`);
+    /// `flags` are [`xattr_flags`](crate::types::xattr_flags).
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: Ino,
+        _name: &[u8],
+        _value: &[u8],
+        _flags: i32,
+    ) -> Result {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Reads extended attribute `name` into `buf`; returns its length. With an empty
+    /// `buf`, returns the length only; `ERANGE` if `buf` is too small, `ENODATA` if absent.
+    fn getxattr(&self, _req: &Request, _ino: Ino, _name: &[u8], _buf: &mut [u8]) -> Result<usize> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Lists attribute names, each NUL-terminated, into `buf` (same length rules as
+    /// `getxattr`).
+    fn listxattr(&self, _req: &Request, _ino: Ino, _buf: &mut [u8]) -> Result<usize> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Removes extended attribute `name` (`ENODATA` if absent).
+    fn removexattr(&self, _req: &Request, _ino: Ino, _name: &[u8]) -> Result {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Allocates (mode 0 or `FALLOC_FL_KEEP_SIZE`) or deallocates
+    /// (`FALLOC_FL_PUNCH_HOLE`) the byte range.
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: Ino,
+        _fh: u64,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+    ) -> Result {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// `SEEK_DATA`/`SEEK_HOLE` (see [`whence`](crate::types::whence)); other whence
+    /// values never reach the file system.
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: Ino,
+        _fh: u64,
+        _offset: i64,
+        _whence: i32,
+    ) -> Result<i64> {
+        Err(Errno::ENOSYS)
+    }
+
+    /// Maps `count` blocks of file `ino` from `file_block` to disk blocks, allocating
+    /// them when `create` is set (in a journal transaction the file system starts).
+    /// Block-backed file systems implement this; the framework then moves file data
+    /// between the page cache and the device itself.
+    fn map_blocks(
+        &self,
+        _ino: Ino,
+        _file_block: u64,
+        _count: u32,
+        _create: bool,
+    ) -> Result<Extent> {
+        Err(Errno::ENOSYS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_options_split() {
+        let o = MountOptions {
+            source: b"img",
+            options: b"a,b=1,,c=x=y",
+            read_only: false,
+        };
+        let v: Vec<_> = o.iter().collect();
+        assert_eq!(
+            v,
+            [
+                (&b"a"[..], None),
+                (b"b", Some(&b"1"[..])),
+                (b"c", Some(&b"x=y"[..]))
+            ]
+        );
     }
 }

@@ -33,7 +33,10 @@ use fuse_backend as backend;
 
 pub use errno::{Errno, Result};
 pub use fs::{DirSink, FileSystem, MountOptions};
-pub use types::{Attr, Entry, FileType, Ino, Open, OpenFlags, Request, Statfs, Timespec, ROOT_INO};
+pub use types::{
+    new_inode_owner, Attr, Entry, Extent, FileType, Ino, Open, OpenFlags, Request, SetAttr, Statfs,
+    TimeSet, Timespec, ROOT_INO,
+};
 
 /// Prefix of kernel log lines printed by this crate's own code.
 #[cfg(kernel)]

@@ -188,3 +188,169 @@ pub struct Request {
 
 /// Open flags (`O_*` as in `open(2)`).
 pub type OpenFlags = i32;
+
+/// A time to set with `setattr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSet {
+    /// The current time (`UTIME_NOW`).
+    Now,
+    /// This time.
+    At(Timespec),
+}
+
+/// The attributes `setattr` changes; `None` leaves one as it is.
+///
+/// Permission checks (and clearing set-id bits on chown or truncate) are done by the
+/// kernel before the call arrives, in both builds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New permission bits (`0o7777`).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size (truncate or extend with a hole).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<TimeSet>,
+    /// New modification time.
+    pub mtime: Option<TimeSet>,
+    /// New change time (otherwise the file system sets it to now on any change).
+    pub ctime: Option<Timespec>,
+    /// File handle when the change comes through an open file (`ftruncate`).
+    pub fh: Option<u64>,
+}
+
+/// A run of blocks of a file mapped to the disk, the answer of `map_blocks`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Extent {
+    /// First disk block, or 0 for a hole (nothing allocated).
+    pub disk_block: u64,
+    /// Number of file blocks, from the one asked for, that map contiguously (at least 1).
+    pub len: u32,
+    /// The blocks were allocated by this call: their contents are garbage until written.
+    pub new: bool,
+}
+
+/// `rename` flags (`renameat2(2)`).
+pub mod rename_flags {
+    /// Fail with `EEXIST` if the target exists.
+    pub const NOREPLACE: u32 = 1;
+    /// Atomically exchange source and target (both must exist).
+    pub const EXCHANGE: u32 = 2;
+    /// Leave a whiteout (overlayfs); not supported by the samples.
+    pub const WHITEOUT: u32 = 4;
+}
+
+/// `setxattr` flags.
+pub mod xattr_flags {
+    /// Fail with `EEXIST` if the attribute exists.
+    pub const CREATE: i32 = 1;
+    /// Fail with `ENODATA` if the attribute does not exist.
+    pub const REPLACE: i32 = 2;
+}
+
+/// `lseek` whence values the framework passes on (others are handled by the kernel).
+pub mod whence {
+    /// Next offset at or after the given one that holds data.
+    pub const SEEK_DATA: i32 = 3;
+    /// Next hole at or after the given one (end of file counts as a hole).
+    pub const SEEK_HOLE: i32 = 4;
+}
+
+/// The owner and mode of a new inode, as the kernel's `inode_init_owner()` computes them:
+/// the caller's uid; the caller's gid, or the parent's when the parent directory is
+/// set-group-ID (then new directories inherit `S_ISGID` too, and a non-member creating a
+/// file loses `S_ISGID`). `mode` already has the umask applied (both builds do that).
+pub fn new_inode_owner(req: &Request, parent: &Attr, kind: FileType, mode: u32) -> (u32, u32, u32) {
+    const S_ISGID: u32 = 0o2000;
+    const S_IXGRP: u32 = 0o010;
+    let mut mode = mode & 0o7777;
+    if u32::from(parent.perm) & S_ISGID == 0 {
+        return (req.uid, req.gid, mode);
+    }
+    if kind == FileType::Directory {
+        mode |= S_ISGID;
+    } else if mode & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP)
+        && req.gid != parent.gid
+        && req.uid != 0
+    {
+        mode &= !S_ISGID;
+    }
+    (req.uid, parent.gid, mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(perm: u16, gid: u32) -> Attr {
+        Attr {
+            ino: 5,
+            size: 0,
+            blocks: 0,
+            atime: Timespec::default(),
+            mtime: Timespec::default(),
+            ctime: Timespec::default(),
+            kind: FileType::Directory,
+            perm,
+            nlink: 2,
+            uid: 0,
+            gid,
+            rdev: 0,
+            blksize: 4096,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn owner_of_new_inodes() {
+        let req = Request {
+            uid: 1000,
+            gid: 1000,
+            pid: 1,
+        };
+        // Plain parent: the caller's ids and the mode as given.
+        assert_eq!(
+            new_inode_owner(&req, &dir(0o755, 50), FileType::RegularFile, 0o644),
+            (1000, 1000, 0o644)
+        );
+        // Set-gid parent: the parent's group; directories inherit the bit.
+        assert_eq!(
+            new_inode_owner(&req, &dir(0o2775, 50), FileType::Directory, 0o755),
+            (1000, 50, 0o2755)
+        );
+        // A non-member's set-gid executable file loses the bit; root keeps it.
+        assert_eq!(
+            new_inode_owner(&req, &dir(0o2775, 50), FileType::RegularFile, 0o2755),
+            (1000, 50, 0o755)
+        );
+        let root = Request {
+            uid: 0,
+            gid: 0,
+            pid: 1,
+        };
+        assert_eq!(
+            new_inode_owner(&root, &dir(0o2775, 50), FileType::RegularFile, 0o2755),
+            (0, 50, 0o2755)
+        );
+    }
+
+    #[test]
+    fn file_types_round_trip() {
+        for k in [
+            FileType::RegularFile,
+            FileType::Directory,
+            FileType::Symlink,
+            FileType::NamedPipe,
+            FileType::CharDevice,
+            FileType::BlockDevice,
+            FileType::Socket,
+        ] {
+            assert_eq!(FileType::from_mode(k.mode_bits() | 0o644), Some(k));
+        }
+        assert_eq!(FileType::from_mode(0o644), None);
+    }
+}

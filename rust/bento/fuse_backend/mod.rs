@@ -5,6 +5,7 @@
 //! part fs/bento plays in the kernel: it owns the session, counts lookups so that the file
 //! system sees one final `forget` per inode, and turns typed results into replies.
 
+mod adapter;
 pub mod args;
 mod session;
 
