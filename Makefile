@@ -48,8 +48,9 @@ fmt:
 	$(CARGO) fmt --all
 	/usr/bin/rustfmt --edition 2021 fs/bento/bentofs.rs
 
-clippy:
+clippy: kernel
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@bash $(T)/kernel-clippy.sh
 
 clean:
 	rm -rf target

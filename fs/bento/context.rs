@@ -138,6 +138,9 @@ fn push_option(opts: &mut KVec<u8>, key: &[u8], value: Option<&[u8]>) -> Result 
     Ok(())
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn parse_param(
     fc: *mut bindings::fs_context,
     param: *mut bindings::fs_parameter,
@@ -155,10 +158,8 @@ unsafe extern "C" fn parse_param(
             bindings::fs_value_type_fs_value_is_flag => None,
             bindings::fs_value_type_fs_value_is_string => {
                 // SAFETY: For string parameters `string` is a NUL-terminated string.
-                Some(
-                    unsafe { kernel::str::CStr::from_char_ptr(param.__bindgen_anon_1.string) }
-                        .as_bytes(),
-                )
+                let s = unsafe { kernel::str::CStr::from_char_ptr(param.__bindgen_anon_1.string) };
+                Some(s.as_bytes())
             }
             _ => {
                 pr_err!("option '{}' must be a string\n", BStr::from_bytes(key));
@@ -199,6 +200,9 @@ fn request_module(name: &[u8]) {
     unsafe { bindings::__request_module(true, c"%s".as_ptr().cast(), buf.as_ptr()) };
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn get_tree(fc: *mut bindings::fs_context) -> i32 {
     from_result(|| {
         // SAFETY: `fc` is ours (VFS contract).

@@ -34,6 +34,9 @@ pub(crate) unsafe fn fh(file: *const bindings::file) -> u64 {
     unsafe { (*file).private_data as u64 }
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
     let req = call::request();
     let mut open = Open::default();
@@ -50,6 +53,9 @@ unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file
     ret
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn release(inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
     let req = call::request();
     // SAFETY: `inode` and `file` are valid (VFS contract).
@@ -86,6 +92,9 @@ unsafe extern "C" fn add(
     false
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn iterate_shared(
     file: *mut bindings::file,
     ctx: *mut bindings::dir_context,

@@ -39,6 +39,9 @@ pub(crate) static FILE_AOPS: bindings::address_space_operations = {
     ops
 };
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
     // SAFETY: `inode` and `file` are valid (VFS contract).
     let ret = unsafe { bindings::generic_file_open(inode, file) };
@@ -60,6 +63,9 @@ unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file
     ret
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn release(inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
     let req = call::request();
     // SAFETY: `inode` and `file` are valid (VFS contract).
@@ -71,6 +77,10 @@ unsafe extern "C" fn release(inode: *mut bindings::inode, file: *mut bindings::f
 
 /// Fills one locked page-cache folio by calling the file system's `read`, zeroing what
 /// lies past the end of the file.
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn read_folio(file: *mut bindings::file, folio: *mut bindings::folio) -> i32 {
     let req = call::request();
     // SAFETY: `folio` is locked and belongs to a bento inode's mapping (VFS contract);

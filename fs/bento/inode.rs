@@ -92,6 +92,10 @@ pub(crate) fn iget(sb: *mut bindings::super_block, attr: &Attr) -> Result<*mut b
 }
 
 /// `evict_inode`: the VFS drops the inode for good; tell the file system.
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 pub(crate) unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
     // SAFETY: `inode` is being evicted: valid and unused (VFS contract).
     unsafe {
@@ -109,6 +113,9 @@ fn splice(dentry: *mut bindings::dentry, inode: *mut bindings::inode) -> *mut bi
     unsafe { bindings::d_splice_alias(inode, dentry) }
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn lookup(
     dir: *mut bindings::inode,
     dentry: *mut bindings::dentry,
@@ -161,6 +168,9 @@ fn refresh(inode: *mut bindings::inode) -> Result {
     Ok(())
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 pub(crate) unsafe extern "C" fn getattr(
     idmap: *mut bindings::mnt_idmap,
     path: *const bindings::path,

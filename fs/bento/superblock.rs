@@ -103,10 +103,10 @@ pub(crate) unsafe extern "C" fn fill_super(
 
         let req = call::request();
         let mut attr = core::mem::MaybeUninit::<Attr>::uninit();
-        // SAFETY: `inst` is live; `attr` is valid for writes.
-        to_result(
-            fs.call(|ops, fs| unsafe { (ops.getattr)(fs, &req, ROOT_INO, attr.as_mut_ptr()) }),
-        )?;
+        to_result(fs.call(|ops, fs| {
+            // SAFETY: `inst` is live; `attr` is valid for writes.
+            unsafe { (ops.getattr)(fs, &req, ROOT_INO, attr.as_mut_ptr()) }
+        }))?;
         // SAFETY: `getattr` returned 0, so it wrote `attr`.
         let attr = unsafe { attr.assume_init() };
         let root = inode::iget(sb, &attr)?;
@@ -143,6 +143,9 @@ pub(crate) unsafe extern "C" fn kill_sb(sb: *mut bindings::super_block) {
     }
 }
 
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
 unsafe extern "C" fn statfs(dentry: *mut bindings::dentry, buf: *mut bindings::kstatfs) -> i32 {
     from_result(|| {
         // SAFETY: `dentry` is a live dentry of a mounted bento superblock.

@@ -268,6 +268,9 @@ unsafe fn this<'a, T>(fs: Instance) -> &'a T {
 // still mounted; `req` points to a valid `Request`; `out` is valid for writes; `name`/`buf`
 // are valid for `len` bytes (writable for `buf`). fs/bento guarantees this for every call.
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn mount<T: FileSystem>(opts: *const RawMountOptions, out: *mut Instance) -> i32 {
     // SAFETY: The framework passes valid options.
     let raw = unsafe { &*opts };
@@ -283,11 +286,17 @@ unsafe extern "C" fn mount<T: FileSystem>(opts: *const RawMountOptions, out: *mu
     unsafe { put(out, r.map(|p| p as Instance)) }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn unmount<T: FileSystem>(fs: Instance) {
     // SAFETY: `fs` came from `mount::<T>` and is unmounted exactly once.
     unsafe { crate::backend::drop_raw(fs as *mut T) }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn lookup<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -300,11 +309,17 @@ unsafe extern "C" fn lookup<T: FileSystem>(
     unsafe { put(out, this::<T>(fs).lookup(&*req, parent, bytes(name, len))) }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn forget<T: FileSystem>(fs: Instance, ino: Ino) {
     // SAFETY: See the trampolines' contract above.
     unsafe { this::<T>(fs) }.forget(ino)
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn getattr<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -315,6 +330,9 @@ unsafe extern "C" fn getattr<T: FileSystem>(
     unsafe { put(out, this::<T>(fs).getattr(&*req, ino)) }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn readlink<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -335,6 +353,9 @@ unsafe extern "C" fn readlink<T: FileSystem>(
     }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn open<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -346,6 +367,9 @@ unsafe extern "C" fn open<T: FileSystem>(
     unsafe { put(out, this::<T>(fs).open(&*req, ino, flags)) }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn read<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -368,6 +392,9 @@ unsafe extern "C" fn read<T: FileSystem>(
     }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn release<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -378,6 +405,9 @@ unsafe extern "C" fn release<T: FileSystem>(
     ret(unsafe { this::<T>(fs).release(&*req, ino, fh) })
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn opendir<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -408,6 +438,9 @@ impl DirSink for Sink {
     }
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn readdir<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -421,6 +454,9 @@ unsafe extern "C" fn readdir<T: FileSystem>(
     ret(unsafe { this::<T>(fs).readdir(&*req, ino, fh, off, &mut sink) })
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn releasedir<T: FileSystem>(
     fs: Instance,
     req: *const Request,
@@ -431,6 +467,9 @@ unsafe extern "C" fn releasedir<T: FileSystem>(
     ret(unsafe { this::<T>(fs).releasedir(&*req, ino, fh) })
 }
 
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
 unsafe extern "C" fn statfs<T: FileSystem>(
     fs: Instance,
     req: *const Request,

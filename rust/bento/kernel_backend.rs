@@ -44,8 +44,12 @@ extern "C" {
 
 /// Registers a file system module's ops table with fs/bento. Called from the module's
 /// init function that [`module_fs!`](crate::module_fs) generates.
+///
+/// # Safety
+///
+/// `owner` must be the calling module's `struct module`.
 #[doc(hidden)]
-pub fn register(ops: &'static FsOps, owner: *mut c_void) -> i32 {
+pub unsafe fn register(ops: &'static FsOps, owner: *mut c_void) -> i32 {
     // SAFETY: `ops` is a static table and `owner` is the calling module's `THIS_MODULE`;
     // both live until `unregister` returns in the module's exit function.
     unsafe { bento_register_fs(ops, owner) }
@@ -103,7 +107,8 @@ macro_rules! module_fs {
                 #[allow(unused_unsafe)]
                 // SAFETY: Only the address of the module's own `struct module` is taken.
                 let this = unsafe { core::ptr::addr_of!(__this_module) } as *mut core::ffi::c_void;
-                $crate::kernel_backend::register(&super::__BENTO_OPS, this)
+                // SAFETY: `this` is this module's `struct module`.
+                unsafe { $crate::kernel_backend::register(&super::__BENTO_OPS, this) }
             }
 
             #[used(compiler)]

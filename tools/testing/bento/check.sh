@@ -44,6 +44,7 @@ check_one "cargo fmt --check" "$CARGO" fmt --all --check
 check_one "rustfmt --check fs/bento" /usr/bin/rustfmt --edition 2021 --check fs/bento/bentofs.rs
 check_one "shellcheck" shellcheck -e SC1090,SC1091,SC2148 tools/testing/bento/*.sh \
 	tools/testing/selftests/filesystems/bento/*.sh .ci/run
+check_one "kernel clippy (CLIPPY=1)" bash tools/testing/bento/kernel-clippy.sh
 check_one "cargo clippy" "$CARGO" clippy --workspace --all-targets --quiet -- -D warnings
 "$CARGO" build --workspace --quiet 2>&1 | tail -20
 "$CARGO" test --workspace 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test .* FAILED|^error' || true
