@@ -12,8 +12,11 @@
 SHELL := /bin/bash
 # Debian's Rust 1.85 (the kernel's compiler) before rustup's, for cargo too.
 export PATH := /usr/bin:/bin:$(PATH)
+export RUSTC := /usr/bin/rustc
+export RUSTDOC := /usr/bin/rustdoc
 T := tools/testing/bento
 CARGO := /usr/bin/cargo
+# (cargo clippy / cargo fmt would pick rustup's from ~/.cargo/bin: call Debian's directly)
 export BENTO_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bento
 
 .PHONY: all deps kernel modules fuse run check menuconfig fmt clippy clean help
@@ -45,11 +48,11 @@ menuconfig: deps
 	@bash -c '. $(T)/lib.sh && bash $(T)/build-kernel.sh --config-only && kmake menuconfig'
 
 fmt:
-	$(CARGO) fmt --all
+	/usr/bin/cargo-fmt --all
 	/usr/bin/rustfmt --edition 2021 fs/bento/bentofs.rs
 
 clippy: kernel
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	/usr/bin/cargo-clippy clippy --workspace --all-targets -- -D warnings
 	@bash $(T)/kernel-clippy.sh
 
 clean:

@@ -14,7 +14,9 @@ cd "$BENTO_ROOT" || exit 1
 PASS=0 FAIL=0 SKIP=0
 logs=$BENTO_CACHE/check-logs
 rm -rf "$logs"; mkdir -p "$logs"
-CARGO=/usr/bin/cargo   # Debian's 1.85, the kernel's compiler (toolchain.md)
+# Debian's 1.85, the kernel's compiler (toolchain.md). `cargo clippy`/`cargo fmt` would
+# run rustup's cargo-clippy/cargo-fmt from ~/.cargo/bin first, so call Debian's directly.
+CARGO=/usr/bin/cargo
 
 count() { # name pass fail skip
 	PASS=$((PASS + $2)) FAIL=$((FAIL + $3)) SKIP=$((SKIP + $4))
@@ -40,12 +42,12 @@ log "dependencies"; bash tools/testing/bento/deps.sh || exit 1
 log "kernel";       bash tools/testing/bento/build-kernel.sh || { count "kernel build" 0 1 0; echo "$PASS passed, $FAIL failed, $SKIP skipped"; exit 1; }
 
 log "cargo"
-check_one "cargo fmt --check" "$CARGO" fmt --all --check
+check_one "cargo fmt --check" /usr/bin/cargo-fmt --all --check
 check_one "rustfmt --check fs/bento" /usr/bin/rustfmt --edition 2021 --check fs/bento/bentofs.rs
 check_one "shellcheck" shellcheck -e SC1090,SC1091,SC2148 tools/testing/bento/*.sh \
 	tools/testing/selftests/filesystems/bento/*.sh .ci/run
 check_one "kernel clippy (CLIPPY=1)" bash tools/testing/bento/kernel-clippy.sh
-check_one "cargo clippy" "$CARGO" clippy --workspace --all-targets --quiet -- -D warnings
+check_one "cargo clippy" /usr/bin/cargo-clippy clippy --workspace --all-targets --quiet -- -D warnings
 "$CARGO" build --workspace --quiet 2>&1 | tail -20
 "$CARGO" test --workspace 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test .* FAILED|^error' || true
 read -r p f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p+0, f+0 }' "$logs/cargo-test.log")

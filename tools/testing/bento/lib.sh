@@ -15,7 +15,7 @@ KTARBALL=${KTARBALL:-/usr/src/linux-source-6.12.tar.xz}
 
 # Debian's Rust 1.85 first on PATH, for cargo too: rustup's newer toolchain (first on
 # these machines' PATH) would let code pass cargo and fail Kbuild (toolchain.md).
-export PATH=/usr/bin:/bin:$PATH
+export PATH=/usr/bin:/bin:$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 
 # The kernel must be built with Debian's Rust 1.85 (with rust-src), never rustup's.
 KMAKE_VARS=(RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
