@@ -36,6 +36,8 @@
 //! device node read and written with `pread`/`pwrite`, with its own cache; the userspace
 //! constructor is `BlockDevice::open` (in the FUSE backend).
 
+#![deny(missing_docs)]
+
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 

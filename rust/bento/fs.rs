@@ -28,6 +28,26 @@ pub struct MountOptions<'a> {
     pub read_only: bool,
 }
 
+#[cfg(not(kernel))]
+impl MountOptions<'_> {
+    /// Opens the mount source as the file system's block device (an image file or a
+    /// device), read-only for read-only mounts. (In the kernel the framework opens the
+    /// device and hands it over; that backend comes with the kernel build of xv6fs.)
+    pub fn open_device(&self, block_size: usize) -> Result<crate::block::BlockDevice> {
+        use crate::block::BlockDevice;
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(self.source));
+        // Read-write even for a read-only mount, as ext4 does: a dirty journal is
+        // replayed at mount. Only a device that cannot be written is opened read-only.
+        BlockDevice::open(path, false, block_size).or_else(|e| match e {
+            Errno::EACCES | Errno::EROFS | Errno::EPERM => {
+                BlockDevice::open(path, true, block_size)
+            }
+            e => Err(e),
+        })
+    }
+}
+
 impl<'a> MountOptions<'a> {
     /// Iterates over the fs-specific options as `(key, value)` pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {

@@ -45,11 +45,13 @@
 //! not revoked), checking every checksum; the log ends at the first transaction that is
 //! incomplete or whose commit block does not verify.
 
+#![deny(missing_docs)]
+
 use core::fmt;
 
 use crate::backend::journal as imp;
 use crate::block::{BlockDevice, Buffer};
-use crate::errno::Result;
+use crate::errno::{Errno, Result};
 
 /// A transaction id (jbd2's `tid_t`). Ids increase by one per transaction and wrap
 /// around, so compare them with [`Tid::is_after`], not `>`.
@@ -109,6 +111,9 @@ pub struct Recovery {
     /// Logged blocks that could not be replayed (unreadable, failed their checksum, or
     /// outside the device). Non-zero makes [`Journal::load`] fail with `EIO`.
     pub bad_blocks: u64,
+    /// The error that ended recovery, when [`Journal::recover`] reset the journal
+    /// regardless (`EIO` for bad blocks, `EUCLEAN` for a corrupt log).
+    pub error: Option<Errno>,
 }
 
 impl Recovery {
@@ -249,17 +254,16 @@ impl Handle<'_> {
     /// Changes journaled metadata block `buf`: gets write access to it, locks it, runs
     /// `f` on its bytes, unlocks it and files it in the transaction (jbd2's
     /// `get_write_access` + `dirty_metadata`). A block not yet in the transaction uses
-    /// one credit: `ENOSPC` when none is left. `EINVAL` if the calling thread holds the
-    /// buffer's lock, or the block is not on the journal's device or lies in the
-    /// journal itself.
+    /// one credit: `ENOSPC` when none is left. A pending revoke of the block in this
+    /// transaction is cancelled. `EINVAL` if the calling thread holds the buffer's lock,
+    /// or the block is not on the journal's device or lies in the journal itself.
     pub fn modify<R>(&self, buf: &Buffer, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
         self.inner.modify(&buf.inner, false, f)
     }
 
     /// Like [`Handle::modify`], for a metadata block just allocated and about to be
     /// written from scratch (jbd2's `get_create_access`); typically from
-    /// [`BlockDevice::get`]. `f` should initialise the whole block. A pending revoke of
-    /// the block in this transaction is cancelled.
+    /// [`BlockDevice::get`]. `f` should initialise the whole block.
     pub fn create<R>(&self, buf: &Buffer, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
         self.inner.modify(&buf.inner, true, f)
     }

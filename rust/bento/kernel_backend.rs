@@ -149,3 +149,10 @@ macro_rules! __modinfo {
             $crate::__to_array(concat!($s, "\0").as_bytes());
     };
 }
+
+pub(crate) fn now() -> crate::types::Timespec {
+    let mut ts = kernel::bindings::timespec64::default();
+    // SAFETY: `ts` is valid for writes.
+    unsafe { kernel::bindings::ktime_get_real_ts64(&mut ts) };
+    crate::types::Timespec::new(ts.tv_sec, u32::try_from(ts.tv_nsec).unwrap_or(0))
+}

@@ -7,11 +7,18 @@
 //! bytes (eviction writes an unreferenced dirty block back under both; nobody else can
 //! hold such a block's lock, since locking needs a reference).
 //!
-//! A block is *unreferenced* when the cache map holds the only `Arc` to it: a [`Buf`]
+//! A block is *unreferenced* when the cache map holds the only `Arc` to it: a `Buf`
 //! (the public `Buffer`) holds one, and so does the journal for every block a
 //! transaction or a pending checkpoint holds. Only unreferenced blocks are evicted.
-#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+#![deny(missing_docs)]
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
@@ -24,6 +31,17 @@ use std::thread::{self, ThreadId};
 
 use crate::block::BlockDevice;
 use crate::errno::{Errno, Result};
+
+thread_local! {
+    /// Buffer locks the current thread holds (the journal refuses to block on a commit
+    /// while any is held: the commit may need that lock).
+    static LOCKS_HELD: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread holds any buffer lock.
+pub(crate) fn holds_buffer_lock() -> bool {
+    LOCKS_HELD.with(|c| c.get() > 0)
+}
 
 /// Default cache size: 64 MiB worth of blocks.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
@@ -416,6 +434,7 @@ impl Buf {
     pub(crate) fn lock(&self) -> Guard<'_> {
         let g = lock(&self.b.data);
         *lock(&self.b.owner) = Some(thread::current().id());
+        LOCKS_HELD.with(|c| c.set(c.get().saturating_add(1)));
         Guard { g, b: &self.b }
     }
 
@@ -466,6 +485,7 @@ pub(crate) struct Guard<'a> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         *lock(&self.b.owner) = None;
+        LOCKS_HELD.with(|c| c.set(c.get().saturating_sub(1)));
     }
 }
 

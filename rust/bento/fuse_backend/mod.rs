@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Userspace backend: runs a [`FileSystem`] as a FUSE file system on fuser.
+//! Userspace backend: runs a [`FileSystem`](crate::FileSystem) as a FUSE file system on fuser.
 //!
 //! The FUSE program of a sample is a mount helper (see [`args`]). The adapter plays the
 //! part fs/bento plays in the kernel: it owns the session, counts lookups so that the file
@@ -7,6 +7,8 @@
 
 mod adapter;
 pub mod args;
+pub mod block;
+pub(crate) mod journal;
 mod session;
 
 use std::fmt;
@@ -26,6 +28,16 @@ pub(crate) fn box_into_raw<T>(v: T) -> Result<*mut T> {
 pub(crate) unsafe fn drop_raw<T>(p: *mut T) {
     // SAFETY: By the caller's guarantee `p` is an owned `Box` pointer.
     drop(unsafe { Box::from_raw(p) })
+}
+
+pub(crate) fn now() -> crate::types::Timespec {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::types::Timespec::new(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    )
 }
 
 pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
@@ -53,7 +65,8 @@ macro_rules! module_fs {
         version: $ver:literal,
         description: $desc:literal $(,)?
     ) => {
-        fn main() -> std::process::ExitCode {
+        /// Runs the file system as a FUSE mount helper.
+        pub fn main() -> std::process::ExitCode {
             $crate::fuse_backend::main::<$t>($name, $desc)
         }
     };

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! CRC32C (Castagnoli), as jbd2 uses it: `jbd2_chksum(crc, data)` is the raw register
-//! update with no final inversion (the crypto API's `crc32c` update step).
+//! CRC32C (Castagnoli), as the kernel's `crc32c(crc, data, len)` and jbd2's
+//! `jbd2_chksum(crc, data)`: the raw reflected register update, without initial or final
+//! inversion (callers seed with `!0` or a derived seed themselves). Slicing-by-8.
+//!
+//! ```
+//! // The standard check value uses initial and final inversion.
+//! assert_eq!(!bento::crc32c::crc32c(!0, b"123456789"), 0xe306_9283);
+//! ```
 
 const POLY: u32 = 0x82f6_3b78; // reflected 0x1edc6f41
 
@@ -43,7 +49,8 @@ fn t(table: usize, byte: u32) -> u32 {
 }
 
 /// Updates `crc` with `data` (slicing-by-8), without pre- or post-inversion.
-pub(crate) fn update(mut crc: u32, data: &[u8]) -> u32 {
+/// Updates `crc` with `data`.
+pub fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
@@ -67,12 +74,12 @@ pub(crate) fn update(mut crc: u32, data: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::update;
+    use super::crc32c;
 
     #[test]
     fn standard_check_value() {
         // CRC-32C("123456789") = 0xe3069283 with the usual inversions.
-        assert_eq!(!update(!0, b"123456789"), 0xe306_9283);
+        assert_eq!(!crc32c(!0, b"123456789"), 0xe306_9283);
     }
 
     #[test]
@@ -80,8 +87,8 @@ mod tests {
         let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
         let mut crc = 0x1234_5678;
         for b in &data {
-            crc = update(crc, core::slice::from_ref(b));
+            crc = crc32c(crc, core::slice::from_ref(b));
         }
-        assert_eq!(update(0x1234_5678, &data), crc);
+        assert_eq!(crc32c(0x1234_5678, &data), crc);
     }
 }
