@@ -123,16 +123,16 @@ impl Handle<'_> {
                 );
                 return Err(Errno::EIO);
             };
-            if !t.bufs.contains_key(&nr) {
+            let tid = t.tid;
+            if let std::collections::btree_map::Entry::Vacant(slot) = t.bufs.entry(nr) {
                 let Some(left) = self.st.credits.get().checked_sub(1) else {
                     crate::error!(
-                        "bento: journal: handle out of credits changing block {nr} (transaction {})",
-                        t.tid
+                        "bento: journal: handle out of credits changing block {nr} (transaction {tid})"
                     );
                     return Err(Errno::ENOSPC);
                 };
                 self.st.credits.set(left);
-                t.bufs.insert(nr, Held::new(buf));
+                slot.insert(Held::new(buf));
             }
             // A block journaled again is no longer revoked (jbd2_journal_cancel_revoke).
             let _ = create;
