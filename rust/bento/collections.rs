@@ -341,7 +341,9 @@ mod tests {
             assert_eq!(inner.remaining(), 0);
             // Another thread is not limited.
             std::thread::scope(|s| {
-                s.spawn(|| assert_eq!(alloc_point(), Ok(()))).join().unwrap();
+                s.spawn(|| assert_eq!(alloc_point(), Ok(())))
+                    .join()
+                    .unwrap();
             });
         }
         assert_eq!(outer.remaining(), 5);

@@ -39,12 +39,14 @@ impl MountOptions<'_> {
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(self.source));
         // Read-write even for a read-only mount, as ext4 does: a dirty journal is
         // replayed at mount. Only a device that cannot be written is opened read-only.
-        BlockDevice::open(path, false, block_size).or_else(|e| match e {
+        let dev = BlockDevice::open(path, false, block_size).or_else(|e| match e {
             Errno::EACCES | Errno::EROFS | Errno::EPERM => {
                 BlockDevice::open(path, true, block_size)
             }
             e => Err(e),
-        })
+        })?;
+        dev.claim(std::time::Duration::from_secs(10))?;
+        Ok(dev)
     }
 }
 

@@ -433,7 +433,10 @@ mod tests {
 
     #[test]
     fn huge_requests_are_enomem() {
-        assert_eq!(Vec::<u64>::with_capacity(usize::MAX).err(), Some(Errno::ENOMEM));
+        assert_eq!(
+            Vec::<u64>::with_capacity(usize::MAX).err(),
+            Some(Errno::ENOMEM)
+        );
         assert_eq!(Vec::zeroed(usize::MAX).err(), Some(Errno::ENOMEM));
         let mut v = Vec::try_from_slice(b"abc").unwrap();
         assert_eq!(v.reserve(usize::MAX), Err(Errno::ENOMEM));
@@ -483,7 +486,7 @@ mod tests {
             sum += x;
         }
         assert_eq!(sum, 60);
-        assert_eq!(v.iter().rev().next(), Some(&30));
+        assert_eq!(v.iter().next_back(), Some(&30));
         let mut it = v.into_iter();
         assert_eq!(it.size_hint(), (3, Some(3)));
         assert_eq!(it.next(), Some(10));

@@ -53,6 +53,26 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl BlockDevice {
+    /// Claims the device for one mount: an exclusive `flock` on it, held until the last
+    /// handle to the device is dropped. Waits up to `wait` for an earlier holder (a FUSE
+    /// daemon still flushing after `fusermount3 -u` returned), then fails with `EBUSY`.
+    pub fn claim(&self, wait: std::time::Duration) -> Result {
+        use std::os::fd::AsRawFd;
+        let fd = self.inner.0.file.as_raw_fd();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            // SAFETY: `fd` is the open file this device owns; flock has no memory effects.
+            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                crate::error!("bento: device is in use by another mount");
+                return Err(Errno::EBUSY);
+            }
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Opens an image file or block device node with a cache of 64 MiB
     /// ([`DEFAULT_CACHE_BYTES`]). `block_size` must be a power of two from 512 to 65536.
     /// Userspace only: in the kernel the framework hands the mounted device over.

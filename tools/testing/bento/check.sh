@@ -61,6 +61,12 @@ read -r p f s < <(ktap_counts "$logs/fuse-hello.ktap")
 [ $((p + f + s)) -gt 0 ] || f=1
 count "fuse: hello" "$p" "$f" "$s"
 grep '^not ok' "$logs/fuse-hello.ktap"
+KTAP_HELPERS=$KSRC/tools/testing/selftests/kselftest/ktap_helpers.sh \
+	sh tools/testing/bento/fuse-xv6fs.sh "$BENTO_ROOT/target/debug" > "$logs/fuse-xv6fs.ktap" 2>&1
+read -r p f s < <(ktap_counts "$logs/fuse-xv6fs.ktap")
+[ $((p + f + s)) -gt 0 ] || f=1
+count "fuse: xv6fs" "$p" "$f" "$s"
+grep '^not ok' "$logs/fuse-xv6fs.ktap"
 
 log "kernel selftests (QEMU guest, TCG)"
 share=$(mktemp -d "${TMPDIR:-/tmp}/bento-check.XXXXXX")

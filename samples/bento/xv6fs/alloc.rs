@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Allocation bitmaps (blocks and inodes): one bit per object, journaled.
+//!
+//! Free counts and a search hint live in memory, computed at mount. A block freed by a
+//! transaction is not handed out again until that transaction commits (the journal's
+//! deferred-free list), so recovery never replays an old metadata copy over new data.
+
+use bento::block::BlockDevice;
+use bento::journal::{Handle, Journal};
+use bento::{Errno, Result};
+
+use crate::layout::{corrupt, BITS_PER_BLOCK};
+
+/// One bitmap region.
+pub struct Bitmap {
+    /// First bitmap block.
+    start: u32,
+    /// Objects covered (bits past this are never used).
+    nbits: u32,
+    /// First object that may ever be allocated (below: metadata, inode 0...).
+    first: u32,
+    /// Free objects.
+    free: u32,
+    /// Where the next search starts.
+    hint: u32,
+    /// What it allocates, for messages.
+    what: &'static str,
+}
+
+fn bit_location(n: u32) -> (u32, usize, u8) {
+    let block = n / BITS_PER_BLOCK;
+    let bit = n % BITS_PER_BLOCK;
+    (block, (bit / 8) as usize, 1u8 << (bit % 8))
+}
+
+impl Bitmap {
+    /// Loads the bitmap at `start` covering `nbits` objects (the first `first` are
+    /// reserved) and counts its free bits.
+    pub fn load(
+        dev: &BlockDevice,
+        start: u32,
+        nbits: u32,
+        first: u32,
+        what: &'static str,
+    ) -> Result<Bitmap> {
+        let mut free = 0u32;
+        let blocks = nbits.div_ceil(BITS_PER_BLOCK);
+        for i in 0..blocks {
+            let buf = dev.read(u64::from(start.saturating_add(i)))?;
+            let g = buf.lock();
+            let base = i.saturating_mul(BITS_PER_BLOCK);
+            for (byte_no, byte) in g.iter().enumerate() {
+                let first_bit = base
+                    .saturating_add(u32::try_from(byte_no).unwrap_or(u32::MAX).saturating_mul(8));
+                if first_bit >= nbits {
+                    break;
+                }
+                for bit in 0..8u32 {
+                    let n = first_bit.saturating_add(bit);
+                    if n >= first && n < nbits && byte & (1 << bit) == 0 {
+                        free = free.saturating_add(1);
+                    }
+                }
+            }
+        }
+        Ok(Bitmap {
+            start,
+            nbits,
+            first,
+            free,
+            hint: first,
+            what,
+        })
+    }
+
+    /// Free objects.
+    pub fn free(&self) -> u32 {
+        self.free
+    }
+
+    /// Whether object `n` is marked used.
+    pub fn is_set(&self, dev: &BlockDevice, n: u32) -> Result<bool> {
+        let (block, byte, mask) = bit_location(n);
+        let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
+        let g = buf.lock();
+        Ok(g.get(byte).is_some_and(|b| b & mask != 0))
+    }
+
+    /// Allocates a free object, preferring one at or after `goal`, skipping those that
+    /// `usable` rejects (blocks whose freeing has not committed).
+    pub fn alloc(
+        &mut self,
+        dev: &BlockDevice,
+        h: &Handle<'_>,
+        goal: Option<u32>,
+        usable: &dyn Fn(u32) -> bool,
+    ) -> Result<u32> {
+        if self.free == 0 {
+            return Err(Errno::ENOSPC);
+        }
+        let start = goal
+            .filter(|g| *g >= self.first && *g < self.nbits)
+            .unwrap_or(self.hint);
+        let blocks = self.nbits.div_ceil(BITS_PER_BLOCK);
+        let first_block = start / BITS_PER_BLOCK;
+        // Visit every bitmap block once, starting with the goal's, wrapping around.
+        for step in 0..=blocks {
+            let block = first_block
+                .saturating_add(step)
+                .checked_rem(blocks)
+                .unwrap_or(0);
+            let base = block.saturating_mul(BITS_PER_BLOCK);
+            let from = if step == 0 { start } else { base };
+            let to = base.saturating_add(BITS_PER_BLOCK).min(self.nbits);
+            let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
+            let found = {
+                let g = buf.lock();
+                (from.max(self.first)..to).find(|&n| {
+                    let (_, byte, mask) = bit_location(n);
+                    g.get(byte).is_some_and(|b| b & mask == 0) && usable(n)
+                })
+            };
+            let Some(n) = found else { continue };
+            let (_, byte, mask) = bit_location(n);
+            h.modify(&buf, |b| {
+                if let Some(x) = b.get_mut(byte) {
+                    *x |= mask;
+                }
+            })?;
+            self.free = self.free.saturating_sub(1);
+            self.hint = n.saturating_add(1);
+            return Ok(n);
+        }
+        // Free objects exist but all await the commit of their freeing: make room.
+        Err(Errno::ENOSPC)
+    }
+
+    /// Frees object `n`.
+    pub fn release(&mut self, dev: &BlockDevice, h: &Handle<'_>, n: u32) -> Result {
+        if n < self.first || n >= self.nbits {
+            return Err(corrupt(format_args!(
+                "{}: freeing {n}, outside {}..{}",
+                self.what, self.first, self.nbits
+            )));
+        }
+        let (block, byte, mask) = bit_location(n);
+        let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
+        let was_set = h.modify(&buf, |b| match b.get_mut(byte) {
+            Some(x) => {
+                let set = *x & mask != 0;
+                *x &= !mask;
+                set
+            }
+            None => false,
+        })?;
+        if !was_set {
+            return Err(corrupt(format_args!(
+                "{}: freeing {n}, which is free",
+                self.what
+            )));
+        }
+        self.free = self.free.saturating_add(1);
+        if n < self.hint {
+            self.hint = n;
+        }
+        Ok(())
+    }
+}
+
+/// Whether block `n` may be allocated now (not freed by an uncommitted transaction).
+pub fn block_usable(journal: &Journal) -> impl Fn(u32) -> bool + '_ {
+    move |n| journal.reusable(u64::from(n))
+}

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A directory's blocks as the directory tree sees them ([`DirStore`]): logical blocks
+//! of the directory inode, read through the buffer cache and changed in a transaction.
+
+use core::cell::RefCell;
+
+use bento::journal::Handle;
+use bento::{Errno, Result};
+
+use crate::dir::DirStore;
+use crate::fs::{State, Xv6Fs};
+use crate::layout::{DiskInode, BLOCK_SIZE_U64};
+
+/// One directory, possibly being changed in transaction `h`.
+pub struct Dir<'a, 'h> {
+    pub(crate) fs: &'a Xv6Fs,
+    pub(crate) ino: u32,
+    pub(crate) inode: RefCell<DiskInode>,
+    /// The transaction and allocator, for changes; `None` for lookups and listings.
+    pub(crate) tx: Option<(&'a Handle<'h>, RefCell<&'a mut State>)>,
+}
+
+impl<'a, 'h> Dir<'a, 'h> {
+    /// The directory for reading.
+    pub fn reader(fs: &'a Xv6Fs, ino: u32, inode: DiskInode) -> Self {
+        Dir {
+            fs,
+            ino,
+            inode: RefCell::new(inode),
+            tx: None,
+        }
+    }
+
+    /// The directory for changing in `h`.
+    pub fn writer(
+        fs: &'a Xv6Fs,
+        ino: u32,
+        inode: DiskInode,
+        h: &'a Handle<'h>,
+        st: &'a mut State,
+    ) -> Self {
+        Dir {
+            fs,
+            ino,
+            inode: RefCell::new(inode),
+            tx: Some((h, RefCell::new(st))),
+        }
+    }
+
+    /// The directory inode, as changed (size and blocks grow with `append`).
+    pub fn into_inode(self) -> DiskInode {
+        self.inode.into_inner()
+    }
+
+    fn block(&self, lblk: u32) -> Result<u64> {
+        let mut inode = self.inode.borrow_mut();
+        if u64::from(lblk).saturating_mul(BLOCK_SIZE_U64) >= inode.size {
+            return Err(crate::layout::corrupt(format_args!(
+                "directory {}: block {lblk} past its end",
+                self.ino
+            )));
+        }
+        match self
+            .fs
+            .bmap(None, None, self.ino, &mut inode, u64::from(lblk))?
+        {
+            (0, _) => Err(crate::layout::corrupt(format_args!(
+                "directory {}: hole at block {lblk}",
+                self.ino
+            ))),
+            (b, _) => Ok(u64::from(b)),
+        }
+    }
+}
+
+impl DirStore for Dir<'_, '_> {
+    fn ino(&self) -> u32 {
+        self.ino
+    }
+
+    fn seed(&self) -> u32 {
+        self.fs.seed
+    }
+
+    fn read(&self, lblk: u32, f: &mut dyn FnMut(&[u8]) -> Result) -> Result {
+        let buf = self.fs.dev.read(self.block(lblk)?)?;
+        let g = buf.lock();
+        f(&g)
+    }
+
+    fn modify(&self, lblk: u32, f: &mut dyn FnMut(&mut [u8]) -> Result) -> Result {
+        let (h, _) = self.tx.as_ref().ok_or(Errno::EROFS)?;
+        let buf = self.fs.dev.read(self.block(lblk)?)?;
+        h.modify(&buf, |b| f(b))?
+    }
+
+    fn modify2(&self, a: u32, b: u32, f: &mut dyn FnMut(&mut [u8], &mut [u8]) -> Result) -> Result {
+        let (h, _) = self.tx.as_ref().ok_or(Errno::EROFS)?;
+        let (ba, bb) = (
+            self.fs.dev.read(self.block(a)?)?,
+            self.fs.dev.read(self.block(b)?)?,
+        );
+        h.modify(&ba, |x| h.modify(&bb, |y| f(x, y))?)?
+    }
+
+    fn append(&self) -> Result<u32> {
+        let (h, st) = self.tx.as_ref().ok_or(Errno::EROFS)?;
+        let mut inode = self.inode.borrow_mut();
+        let lblk = inode.size / BLOCK_SIZE_U64;
+        let mut st = st.borrow_mut();
+        let (b, _) = self
+            .fs
+            .bmap(Some(&mut st), Some(h), self.ino, &mut inode, lblk)?;
+        let buf = self.fs.dev.get(u64::from(b))?;
+        h.create(&buf, |d| d.fill(0))?;
+        inode.size = inode.size.saturating_add(BLOCK_SIZE_U64);
+        self.fs.iput(h, self.ino, &inode)?;
+        u32::try_from(lblk).map_err(|_| Errno::EFBIG)
+    }
+}

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0
+//! xv6fs: xv6's file system grown up for real use (see FORMAT.md), written once against
+//! the bento API. Layers, each using only the one below: blocks and journal (`bento`) →
+//! on-disk format (`layout`) → inodes → directories → the `FileSystem` operations.
+#![forbid(unsafe_code)]
+// What fails only in the kernel (overflow checks, 16 KiB stacks, panics = BUG): deny it
+// here so that the FUSE build's clippy catches it first (DESIGN.md §2).
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::large_stack_arrays,
+    clippy::large_stack_frames
+)]
+
+pub mod alloc;
+pub mod dir;
+pub mod fs;
+pub mod hash;
+pub mod inode;
+pub mod layout;
+pub mod store;
+pub mod xattr;
+
+pub use fs::Xv6Fs;
+
+bento::module_fs! {
+    type: Xv6Fs,
+    name: "xv6fs",
+    version: 1,
+    description: "Bento sample: xv6fs, a journaled read-write file system",
+}
