@@ -67,6 +67,17 @@ read -r p f s < <(ktap_counts "$logs/fuse-xv6fs.ktap")
 [ $((p + f + s)) -gt 0 ] || f=1
 count "fuse: xv6fs" "$p" "$f" "$s"
 grep '^not ok' "$logs/fuse-xv6fs.ktap"
+# pjdfstest on a FUSE xv6fs mount (others must get in: allow_other).
+# The test users must be able to reach the mount point.
+pjd=$(mktemp -d) && chmod 755 "$pjd" && mkdir "$pjd/mnt"
+"$BENTO_ROOT/target/debug/mkfs-xv6fs" -q -s 256M "$pjd/img" &&
+	"$BENTO_ROOT/target/debug/xv6fs" -o allow_other "$pjd/img" "$pjd/mnt"
+bash tools/testing/bento/pjdfstest.sh "$BENTO_TOOLS/bin/pjdfstest" "$pjd/mnt/pjd" > "$logs/fuse-xv6fs-pjdfstest.ktap" 2>&1
+fusermount3 -u "$pjd/mnt"; rm -rf "$pjd"
+read -r p f s < <(ktap_counts "$logs/fuse-xv6fs-pjdfstest.ktap")
+[ $((p + f + s)) -gt 0 ] || f=1
+count "fuse: xv6fs pjdfstest" "$p" "$f" "$s"
+grep '^not ok' "$logs/fuse-xv6fs-pjdfstest.ktap"
 
 log "kernel selftests (QEMU guest, TCG)"
 share=$(mktemp -d "${TMPDIR:-/tmp}/bento-check.XXXXXX")

@@ -43,10 +43,14 @@ if [ "$("$BENTO_TOOLS/bin/bindgen" --version 2>/dev/null)" != "bindgen $BINDGEN_
 fi
 
 # pjdfstest, statically linked so that it also runs in the busybox guest.
-if [ "$("$BENTO_TOOLS/bin/pjdfstest" --version 2>/dev/null | awk '{print $2}')" != "$PJDFSTEST_V" ] &&
-	[ -n "${BENTO_WANT_PJDFSTEST:-}" ]; then
+if [ "$(cat "$BENTO_TOOLS/.pjdfstest-version" 2>/dev/null)" != "$PJDFSTEST_V" ]; then
 	log "installing pjdfstest $PJDFSTEST_V (~2 min)"
 	PATH=/usr/bin:/bin RUSTFLAGS='-C target-feature=+crt-static' cargo install --quiet --locked \
 		"pjdfstest@$PJDFSTEST_V" --target x86_64-unknown-linux-gnu --root "$BENTO_TOOLS"
+	echo "$PJDFSTEST_V" > "$BENTO_TOOLS/.pjdfstest-version"
+fi
+# pjdfstest switches to these users (Debian has `nogroup` and `nobody` already).
+if [ "$(id -u)" = 0 ] && ! id tests >/dev/null 2>&1; then
+	useradd -M -U -s /usr/sbin/nologin -d / tests
 fi
 log "dependencies ready"
