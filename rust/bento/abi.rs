@@ -274,13 +274,14 @@ unsafe fn this<'a, T>(fs: Instance) -> &'a T {
 unsafe extern "C" fn mount<T: FileSystem>(opts: *const RawMountOptions, out: *mut Instance) -> i32 {
     // SAFETY: The framework passes valid options.
     let raw = unsafe { &*opts };
-    let opts = MountOptions {
-        // SAFETY: The framework passes valid buffers with their lengths.
-        source: unsafe { bytes(raw.source, raw.source_len) },
-        // SAFETY: As above.
-        options: unsafe { bytes(raw.options, raw.options_len) },
-        read_only: raw.read_only,
+    // SAFETY: The framework passes valid buffers with their lengths.
+    let (source, options) = unsafe {
+        (
+            bytes(raw.source, raw.source_len),
+            bytes(raw.options, raw.options_len),
+        )
     };
+    let opts = MountOptions::new(source, options, raw.read_only);
     let r = T::mount(&opts).and_then(crate::backend::box_into_raw);
     // SAFETY: `out` is valid for writes.
     unsafe { put(out, r.map(|p| p as Instance)) }

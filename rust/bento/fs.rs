@@ -26,6 +26,10 @@ pub struct MountOptions<'a> {
     pub options: &'a [u8],
     /// Mounted read-only.
     pub read_only: bool,
+    /// The device, when the caller opened it already (the FUSE host, tests); otherwise
+    /// [`MountOptions::open_device`] opens `source`.
+    #[cfg(not(kernel))]
+    pub device: Option<&'a crate::block::BlockDevice>,
 }
 
 #[cfg(not(kernel))]
@@ -35,6 +39,12 @@ impl MountOptions<'_> {
     /// device and hands it over; that backend comes with the kernel build of xv6fs.)
     pub fn open_device(&self, block_size: usize) -> Result<crate::block::BlockDevice> {
         use crate::block::BlockDevice;
+        if let Some(dev) = self.device {
+            if dev.block_size() != block_size {
+                return Err(Errno::EINVAL);
+            }
+            return Ok(dev.clone());
+        }
         use std::os::unix::ffi::OsStrExt;
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(self.source));
         // Read-write even for a read-only mount, as ext4 does: a dirty journal is
@@ -51,6 +61,17 @@ impl MountOptions<'_> {
 }
 
 impl<'a> MountOptions<'a> {
+    /// Options for mounting `source` with the fs-specific `options`.
+    pub fn new(source: &'a [u8], options: &'a [u8], read_only: bool) -> Self {
+        MountOptions {
+            source,
+            options,
+            read_only,
+            #[cfg(not(kernel))]
+            device: None,
+        }
+    }
+
     /// Iterates over the fs-specific options as `(key, value)` pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
         self.options
@@ -324,11 +345,7 @@ mod tests {
 
     #[test]
     fn mount_options_split() {
-        let o = MountOptions {
-            source: b"img",
-            options: b"a,b=1,,c=x=y",
-            read_only: false,
-        };
+        let o = MountOptions::new(b"img", b"a,b=1,,c=x=y", false);
         let v: Vec<_> = o.iter().collect();
         assert_eq!(
             v,

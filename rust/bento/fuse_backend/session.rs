@@ -149,11 +149,11 @@ pub fn main<T: FileSystem>(name: &str, desc: &str) -> ExitCode {
     if !args.foreground {
         return daemonize(name, &args.mountpoint);
     }
-    let opts = MountOptions {
-        source: args.source.as_bytes(),
-        options: args.fs_options.as_bytes(),
-        read_only: args.read_only,
-    };
+    let opts = MountOptions::new(
+        args.source.as_bytes(),
+        args.fs_options.as_bytes(),
+        args.read_only,
+    );
     let fs = match T::mount(&opts) {
         Ok(fs) => fs,
         Err(e) => {

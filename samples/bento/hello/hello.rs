@@ -159,21 +159,12 @@ mod tests {
     }
 
     fn fs() -> HelloFs {
-        HelloFs::mount(&MountOptions {
-            source: b"none",
-            options: b"",
-            read_only: false,
-        })
-        .unwrap()
+        HelloFs::mount(&MountOptions::new(b"none", b"", false)).unwrap()
     }
 
     #[test]
     fn rejects_unknown_options() {
-        let opts = MountOptions {
-            source: b"none",
-            options: b"size=1",
-            read_only: false,
-        };
+        let opts = MountOptions::new(b"none", b"size=1", false);
         assert_eq!(HelloFs::mount(&opts).err(), Some(Errno::EINVAL));
     }
 
