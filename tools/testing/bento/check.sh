@@ -67,6 +67,19 @@ read -r p f s < <(ktap_counts "$logs/fuse-xv6fs.ktap")
 [ $((p + f + s)) -gt 0 ] || f=1
 count "fuse: xv6fs" "$p" "$f" "$s"
 grep '^not ok' "$logs/fuse-xv6fs.ktap"
+# fsx (data integrity: reads, writes, truncates, mmap, hole punching) on a FUSE mount.
+fsx_run() {
+	local d rc
+	d=$(mktemp -d) && mkdir "$d/mnt" &&
+		"$BENTO_ROOT/target/debug/mkfs-xv6fs" -q -s 256M "$d/img" &&
+		"$BENTO_ROOT/target/debug/xv6fs" "$d/img" "$d/mnt" || return 1
+	(cd "$d" && timeout 600 "$BENTO_TOOLS/bin/fsx" -N 10000 -S 7 -P "$d" "$d/mnt/fsxfile")
+	rc=$?
+	fusermount3 -u "$d/mnt"
+	rm -rf "$d"
+	return "$rc"
+}
+check_one "fuse: xv6fs fsx (10000 ops)" fsx_run
 # pjdfstest on a FUSE xv6fs mount (others must get in: allow_other).
 # The test users must be able to reach the mount point.
 pjd=$(mktemp -d) && chmod 755 "$pjd" && mkdir "$pjd/mnt"

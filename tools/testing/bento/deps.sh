@@ -10,6 +10,7 @@ set -euo pipefail
 RUST_V=1.85.0+dfsg3-1~deb12u3
 BINDGEN_V=0.70.1
 PJDFSTEST_V=0.2.2
+FSX_V=0.3.2
 
 PKGS=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio zstd
 	xz-utils patch qemu-system-x86 busybox-static clang-19 libclang-19-dev lld-19 llvm-19
@@ -48,6 +49,11 @@ if [ "$(cat "$BENTO_TOOLS/.pjdfstest-version" 2>/dev/null)" != "$PJDFSTEST_V" ];
 	PATH=/usr/bin:/bin RUSTFLAGS='-C target-feature=+crt-static' cargo install --quiet --locked \
 		"pjdfstest@$PJDFSTEST_V" --target x86_64-unknown-linux-gnu --root "$BENTO_TOOLS"
 	echo "$PJDFSTEST_V" > "$BENTO_TOOLS/.pjdfstest-version"
+fi
+if [ "$(cat "$BENTO_TOOLS/.fsx-version" 2>/dev/null)" != "$FSX_V" ]; then
+	log "installing fsx $FSX_V (~1 min)"
+	PATH=/usr/bin:/bin cargo install --quiet --locked "fsx@$FSX_V" --root "$BENTO_TOOLS"
+	echo "$FSX_V" > "$BENTO_TOOLS/.fsx-version"
 fi
 # pjdfstest switches to these users (Debian has `nogroup` and `nobody` already).
 if [ "$(id -u)" = 0 ] && ! id tests >/dev/null 2>&1; then
