@@ -37,6 +37,8 @@ modules: kernel
 
 fuse: deps
 	$(CARGO) build --workspace
+	@# Cargo cannot name a binary with a dot: give the tools their usual names.
+	@for t in mkfs fsck; do [ -e target/debug/$$t-xv6fs ] && ln -sf $$t-xv6fs target/debug/$$t.xv6fs; done; true
 
 run: kernel
 	@bash $(T)/guest.sh "$(CMD)"
