@@ -25,9 +25,15 @@ pub const REQ: Request = Request {
 
 /// A fresh image of `mib` MiB in a new temporary directory.
 pub fn mkfs(dir: &Path, mib: u32) -> PathBuf {
+    mkfs_with(dir, mib, &[])
+}
+
+/// Like [`mkfs`], with more mkfs.xv6fs arguments.
+pub fn mkfs_with(dir: &Path, mib: u32, args: &[&str]) -> PathBuf {
     let img = dir.join("img");
     let st = Command::new(env!("CARGO_BIN_EXE_mkfs-xv6fs"))
         .args(["-q", "-s", &format!("{mib}M")])
+        .args(args)
         .arg(&img)
         .status()
         .unwrap();
