@@ -516,6 +516,23 @@ fn grow_root(store: &dyn DirStore) -> Result<u32> {
     Ok(c)
 }
 
+/// Splits full index block `node` into it and a new sibling, and inserts (key, child)
+/// into the half that covers `key`. Returns the sibling's first key and block.
+fn split_index_insert(store: &dyn DirStore, node: u32, key: u64, child: u32) -> Result<(u64, u32)> {
+    let sibling = store.append()?;
+    let mut sep = 0;
+    store.modify2(node, sibling, &mut |a, b| {
+        sep = split_index(store, a, b)?;
+        let target = if key >= sep { b } else { a };
+        if index_insert(store, target, key, child)? {
+            Ok(())
+        } else {
+            Err(Errno::EIO)
+        }
+    })?;
+    Ok((sep, sibling))
+}
+
 /// Adds `name` → `ino` (hash `hash`). `EEXIST` if the name is there.
 pub fn insert(store: &dyn DirStore, hash: u64, name: &[u8], ino: u32, kind: FileType) -> Result {
     check_name(name)?;
@@ -576,40 +593,20 @@ pub fn insert(store: &dyn DirStore, hash: u64, name: &[u8], ino: u32, kind: File
         if inserted {
             return Ok(());
         }
-        let mut node = parent;
         if depth == 1 {
-            // The full parent is the root: grow it, then split its new child.
-            node = grow_root(store)?;
-            let sibling = store.append()?;
-            let mut sep2 = 0;
-            store.modify2(node, sibling, &mut |a, b| {
-                sep2 = split_index(store, a, b)?;
-                let target = if key >= sep2 { b } else { a };
-                if index_insert(store, target, key, child)? {
-                    Ok(())
-                } else {
-                    Err(Errno::EIO)
-                }
-            })?;
+            // The full parent is the root: grow it, split its new child, and hang the
+            // new sibling from the root.
+            let node = grow_root(store)?;
+            let (sep, sibling) = split_index_insert(store, node, key, child)?;
             let mut ok = false;
             store.modify(0, &mut |b| {
-                ok = index_insert(store, b, sep2, sibling)?;
+                ok = index_insert(store, b, sep, sibling)?;
                 Ok(())
             })?;
             return if ok { Ok(()) } else { Err(Errno::EIO) };
         }
-        let sibling = store.append()?;
-        let mut sep2 = 0;
-        store.modify2(node, sibling, &mut |a, b| {
-            sep2 = split_index(store, a, b)?;
-            let target = if key >= sep2 { b } else { a };
-            if index_insert(store, target, key, child)? {
-                Ok(())
-            } else {
-                Err(Errno::EIO)
-            }
-        })?;
-        key = sep2;
+        let (sep, sibling) = split_index_insert(store, parent, key, child)?;
+        key = sep;
         child = sibling;
         depth = depth.saturating_sub(1);
     }

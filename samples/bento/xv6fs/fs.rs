@@ -983,29 +983,10 @@ impl FileSystem for Xv6Fs {
     }
 
     fn setxattr(&self, req: &Request, ino: Ino, name: &[u8], value: &[u8], flags: i32) -> Result {
-        self.check_writable()?;
-        let ino = ino32(ino)?;
-        let (ns, short) = xattr::split_name(req, name, true)?;
         if flags & !(xattr_flags::CREATE | xattr_flags::REPLACE) != 0 {
             return Err(Errno::EINVAL);
         }
-        let mut st = self.state.write();
-        let h = self.journal.start(NS_CREDITS)?;
-        let mut inode = self.iget(ino)?;
-        xattr::set(
-            self,
-            &h,
-            &mut st,
-            ino,
-            &mut inode,
-            ns,
-            short,
-            Some(value),
-            flags,
-        )?;
-        inode.ctime = bento::time::now();
-        self.iput(&h, ino, &inode)?;
-        h.stop()
+        self.change_xattr(req, ino, name, Some(value), flags)
     }
 
     fn getxattr(&self, req: &Request, ino: Ino, name: &[u8], buf: &mut [u8]) -> Result<usize> {
@@ -1022,26 +1003,7 @@ impl FileSystem for Xv6Fs {
     }
 
     fn removexattr(&self, req: &Request, ino: Ino, name: &[u8]) -> Result {
-        self.check_writable()?;
-        let ino = ino32(ino)?;
-        let (ns, short) = xattr::split_name(req, name, true)?;
-        let mut st = self.state.write();
-        let h = self.journal.start(NS_CREDITS)?;
-        let mut inode = self.iget(ino)?;
-        xattr::set(
-            self,
-            &h,
-            &mut st,
-            ino,
-            &mut inode,
-            ns,
-            short,
-            None,
-            xattr_flags::REPLACE,
-        )?;
-        inode.ctime = bento::time::now();
-        self.iput(&h, ino, &inode)?;
-        h.stop()
+        self.change_xattr(req, ino, name, None, xattr_flags::REPLACE)
     }
 
     fn fallocate(
@@ -1125,6 +1087,27 @@ impl FileSystem for Xv6Fs {
 }
 
 impl Xv6Fs {
+    /// Sets (`value` Some) or removes an extended attribute, in one transaction.
+    fn change_xattr(
+        &self,
+        req: &Request,
+        ino: Ino,
+        name: &[u8],
+        value: Option<&[u8]>,
+        flags: i32,
+    ) -> Result {
+        self.check_writable()?;
+        let ino = ino32(ino)?;
+        let (ns, short) = xattr::split_name(req, name, true)?;
+        let mut st = self.state.write();
+        let h = self.journal.start(NS_CREDITS)?;
+        let mut inode = self.iget(ino)?;
+        xattr::set(self, &h, &mut st, ino, &mut inode, ns, short, value, flags)?;
+        inode.ctime = bento::time::now();
+        self.iput(&h, ino, &inode)?;
+        h.stop()
+    }
+
     /// Points entry `name` of `parent` at `ino`.
     #[allow(clippy::too_many_arguments)]
     fn swap_entry(
