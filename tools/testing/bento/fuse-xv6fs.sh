@@ -61,10 +61,19 @@ full_disk() {
 	! dd if=/dev/zero of="$MNT/fill" bs=1M count=200 2>/dev/null && rm "$MNT/fill" && echo ok > "$MNT/after" &&
 		[ "$(cat "$MNT/after")" = ok ]
 }
+# kill -9 the daemon after an fsync: the next mount replays the journal and the data is
+# there (sync(1) fsyncs through FUSE's syncfs; dd conv=fsync fsyncs the file).
+killed() {
+	dd if=/dev/urandom of="$T/k" bs=64K count=3 2>/dev/null &&
+		dd if="$T/k" of="$MNT/killed" bs=64K conv=fsync 2>/dev/null &&
+		pkill -9 -f -- "-f $IMG $MNT" && sleep 0.3 && ! ls "$MNT" >/dev/null 2>&1 &&
+		fusermount3 -u "$MNT"
+	mount_fs 2>"$T/err" && cmp "$T/k" "$MNT/killed"
+}
 statfs() { [ "$(stat -f -c %S "$MNT")" = 4096 ] && [ "$(stat -f -c %l "$MNT")" = 255 ]; }
 
 ktap_print_header
-ktap_set_plan 17
+ktap_set_plan 18
 ktap_test_result "mkfs.xv6fs makes a 64 MiB image" mkfs
 ktap_test_result "xv6fs mounts it" mount_fs
 ktap_test_result "a fresh root is empty" empty_root
@@ -82,4 +91,5 @@ ktap_test_result "unlinked open file keeps its data" unlink_open
 ktap_test_result "everything persists across a remount" persist
 ktap_test_result "full disk: ENOSPC, then usable again" full_disk
 ktap_test_result "statfs" statfs
+ktap_test_result "killed daemon: fsynced data survives, journal replayed" killed
 ktap_finished
