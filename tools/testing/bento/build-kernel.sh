@@ -10,6 +10,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 mkdir -p "$BENTO_CACHE"
+# One build at a time per cache (two would race on the tree and the objects).
+exec 9>"$BENTO_CACHE/.build.lock"
+flock 9
 [ -r "$KTARBALL" ] || { echo "missing $KTARBALL: run 'make deps'" >&2; exit 1; }
 
 # 1. Source tree.
