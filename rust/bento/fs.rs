@@ -324,6 +324,24 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
         Err(Errno::ENOSYS)
     }
 
+    /// Copies `len` bytes from file `ino_in` at `off_in` to file `ino_out` at `off_out`
+    /// inside the file system; returns the bytes copied. The default (`ENOSYS`) makes the
+    /// kernel fall back to reading and writing.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: Ino,
+        _fh_in: u64,
+        _off_in: u64,
+        _ino_out: Ino,
+        _fh_out: u64,
+        _off_out: u64,
+        _len: u64,
+    ) -> Result<usize> {
+        Err(Errno::ENOSYS)
+    }
+
     /// Maps `count` blocks of file `ino` from `file_block` to disk blocks, allocating
     /// them when `create` is set (in a journal transaction the file system starts).
     /// Block-backed file systems implement this; the framework then moves file data
