@@ -718,12 +718,9 @@ impl FileSystem for Xv6Fs {
         }
         let now = bento::time::now();
         let h = self.journal.start(NS_CREDITS)?;
-        let d = Dir::writer(self, parent, self.iget(parent)?, &h, &mut st);
-        dir::remove(&d, self.hash(name), name)?;
-        let mut pi = d.into_inode();
-        pi.mtime = now;
-        pi.ctime = now;
-        self.iput(&h, parent, &pi)?;
+        self.edit_dir(&h, &mut st, parent, now, 0, |d| {
+            dir::remove(d, self.hash(name), name).map(|_| ())
+        })?;
         self.unlink_inode(&h, &mut st, ino, false, now)?;
         h.stop()
     }
@@ -741,13 +738,9 @@ impl FileSystem for Xv6Fs {
         }
         let now = bento::time::now();
         let h = self.journal.start(NS_CREDITS)?;
-        let d = Dir::writer(self, parent, self.iget(parent)?, &h, &mut st);
-        dir::remove(&d, self.hash(name), name)?;
-        let mut pi = d.into_inode();
-        pi.nlink = pi.nlink.saturating_sub(1);
-        pi.mtime = now;
-        pi.ctime = now;
-        self.iput(&h, parent, &pi)?;
+        self.edit_dir(&h, &mut st, parent, now, -1, |d| {
+            dir::remove(d, self.hash(name), name).map(|_| ())
+        })?;
         self.unlink_inode(&h, &mut st, ino, true, now)?;
         h.stop()
     }
@@ -825,12 +818,9 @@ impl FileSystem for Xv6Fs {
             return h.stop();
         }
         let h = self.journal.start(NS_CREDITS)?;
-        let d = Dir::writer(self, newparent, self.iget(newparent)?, &h, &mut st);
-        dir::insert(&d, self.hash(newname), newname, src, skind)?;
-        let mut np = d.into_inode();
-        np.mtime = now;
-        np.ctime = now;
-        self.iput(&h, newparent, &np)?;
+        self.edit_dir(&h, &mut st, newparent, now, 0, |d| {
+            dir::insert(d, self.hash(newname), newname, src, skind)
+        })?;
         self.finish_move(&h, &mut st, parent, name, src, skind, newparent, now)?;
         h.stop()
     }
@@ -852,18 +842,10 @@ impl FileSystem for Xv6Fs {
         }
         let now = bento::time::now();
         let h = self.journal.start(NS_CREDITS)?;
-        let d = Dir::writer(self, newparent, self.iget(newparent)?, &h, &mut st);
-        dir::insert(
-            &d,
-            self.hash(newname),
-            newname,
-            ino,
-            inode.kind().ok_or(Errno::EIO)?,
-        )?;
-        let mut np = d.into_inode();
-        np.mtime = now;
-        np.ctime = now;
-        self.iput(&h, newparent, &np)?;
+        let kind = inode.kind().ok_or(Errno::EIO)?;
+        self.edit_dir(&h, &mut st, newparent, now, 0, |d| {
+            dir::insert(d, self.hash(newname), newname, ino, kind)
+        })?;
         inode.nlink = inode.nlink.saturating_add(1);
         inode.ctime = now;
         if inode.nlink == 1 {
@@ -1087,6 +1069,26 @@ impl FileSystem for Xv6Fs {
 }
 
 impl Xv6Fs {
+    /// Changes the entries of directory `dir` with `f` in transaction `h`, then adds
+    /// `nlink_delta` to its link count, stamps its mtime and ctime and writes it.
+    fn edit_dir(
+        &self,
+        h: &Handle<'_>,
+        st: &mut State,
+        dir: u32,
+        now: Timespec,
+        nlink_delta: i32,
+        f: impl FnOnce(&Dir<'_, '_>) -> Result,
+    ) -> Result {
+        let d = Dir::writer(self, dir, self.iget(dir)?, h, st);
+        f(&d)?;
+        let mut di = d.into_inode();
+        di.nlink = di.nlink.saturating_add_signed(nlink_delta);
+        di.mtime = now;
+        di.ctime = now;
+        self.iput(h, dir, &di)
+    }
+
     /// Sets (`value` Some) or removes an extended attribute, in one transaction.
     fn change_xattr(
         &self,
@@ -1120,12 +1122,9 @@ impl Xv6Fs {
         kind: FileType,
         now: Timespec,
     ) -> Result {
-        let d = Dir::writer(self, parent, self.iget(parent)?, h, st);
-        dir::replace(&d, self.hash(name), name, ino, kind)?;
-        let mut pi = d.into_inode();
-        pi.mtime = now;
-        pi.ctime = now;
-        self.iput(h, parent, &pi)
+        self.edit_dir(h, st, parent, now, 0, |d| {
+            dir::replace(d, self.hash(name), name, ino, kind).map(|_| ())
+        })
     }
 
     /// A directory moved from `from` to `to`: its `..` and both link counts.
@@ -1153,12 +1152,9 @@ impl Xv6Fs {
         newparent: u32,
         now: Timespec,
     ) -> Result {
-        let d = Dir::writer(self, parent, self.iget(parent)?, h, st);
-        dir::remove(&d, self.hash(name), name)?;
-        let mut pi = d.into_inode();
-        pi.mtime = now;
-        pi.ctime = now;
-        self.iput(h, parent, &pi)?;
+        self.edit_dir(h, st, parent, now, 0, |d| {
+            dir::remove(d, self.hash(name), name).map(|_| ())
+        })?;
         if skind == FileType::Directory && parent != newparent {
             self.reparent(h, st, src, parent, newparent)?;
         }
