@@ -12,6 +12,7 @@
 #include <linux/kmod.h>
 #include <linux/module.h>
 #include <linux/pagemap.h>
+#include <linux/rwsem.h>
 #include <linux/sched/mm.h>
 #include <linux/statfs.h>
 

@@ -24,7 +24,8 @@
 //!   which format without allocating).
 //! - **No GFP flags.** Every call into a file system runs under `memalloc_nofs_save` in the
 //!   kernel, so the backend allocates with `GFP_KERNEL` (made `GFP_NOFS` by the scope) and
-//!   reclaim cannot re-enter the file system.
+//!   reclaim cannot re-enter the file system. (Code that runs outside a file-system call,
+//!   such as a thread of the file system's own, must take care of this itself.)
 //!
 //! No method panics either: out-of-range positions give `None` or [`Errno::EINVAL`]
 //! instead of the panics of `std`'s `insert`, `remove` or `range`.
@@ -54,9 +55,14 @@
 //! Userspace: `std`'s `Vec`, `Box` and `BTreeMap`. `Vec` growth is truly fallible
 //! (`try_reserve`); the other allocations abort the process on exhaustion, as `std` does,
 //! but [`fail_allocations_after`] makes any of them fail on demand so tests can walk the
-//! `ENOMEM` paths. Kernel (to come with the kernel backend): `KVec`, `KBox` and
-//! `kernel::rbtree::RBTree` (which allocates one node per insertion, so
-//! [`BTreeMap::insert`] can fail even when the key is present).
+//! `ENOMEM` paths.
+//!
+//! Kernel: `KVVec` (kmalloc, falling back to vmalloc for large buffers, so a big
+//! [`Vec::zeroed`] block buffer does not need contiguous pages), `KBox`, and
+//! `kernel::rbtree::RBTree`, which allocates one node per new key. The kernel build differs
+//! only where noted: a `Vec` buffer is limited to `i32::MAX` bytes (kvmalloc's limit: larger
+//! requests fail with `ENOMEM`), and [`BTreeMap::range`] and [`BTreeMap::last_key_value`]
+//! take O(n) (the tree's seek cursor needs `&mut`).
 
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -70,9 +76,13 @@
     )
 )]
 
+#[cfg(not(kernel))]
 use core::cell::Cell;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
+
+#[cfg(kernel)]
+use kernel::alloc::{flags::GFP_KERNEL, KBox};
 
 use crate::errno::{Errno, Result};
 
@@ -123,7 +133,10 @@ impl<T: Clone> TryClone for T {
 /// # }
 /// ```
 pub struct Box<T> {
+    #[cfg(not(kernel))]
     inner: std::boxed::Box<T>,
+    #[cfg(kernel)]
+    inner: KBox<T>,
 }
 
 impl<T> Box<T> {
@@ -131,15 +144,26 @@ impl<T> Box<T> {
     ///
     /// The value is built on the stack first: for large buffers use [`Vec::zeroed`].
     pub fn new(v: T) -> Result<Box<T>> {
-        alloc_point()?;
-        Ok(Box {
-            inner: std::boxed::Box::new(v),
-        })
+        #[cfg(not(kernel))]
+        let inner = {
+            alloc_point()?;
+            std::boxed::Box::new(v)
+        };
+        #[cfg(kernel)]
+        let inner = KBox::new(v, GFP_KERNEL).map_err(|_| Errno::ENOMEM)?;
+        Ok(Box { inner })
     }
 
     /// Moves the value out of the box, freeing the allocation.
+    #[cfg(not(kernel))]
     pub fn into_inner(b: Box<T>) -> T {
         *b.inner
+    }
+
+    /// Moves the value out of the box, freeing the allocation.
+    #[cfg(kernel)]
+    pub fn into_inner(b: Box<T>) -> T {
+        KBox::into_inner(b.inner)
     }
 
     /// A copy of the box and its contents.
@@ -147,7 +171,7 @@ impl<T> Box<T> {
     where
         T: TryClone,
     {
-        Box::new(self.inner.as_ref().try_clone()?)
+        Box::new(T::try_clone(self)?)
     }
 }
 
@@ -197,6 +221,7 @@ impl<T: PartialEq> PartialEq for Box<T> {
 
 impl<T: Eq> Eq for Box<T> {}
 
+#[cfg(not(kernel))]
 thread_local! {
     /// How many more allocations this thread may make; `None`: no limit.
     static BUDGET: Cell<Option<usize>> = const { Cell::new(None) };
@@ -205,6 +230,7 @@ thread_local! {
 /// Counts one allocation against the budget set by [`fail_allocations_after`].
 ///
 /// Every allocating function of `collections` and `sync` calls it before allocating.
+#[cfg(not(kernel))]
 pub(crate) fn alloc_point() -> Result {
     BUDGET.with(|b| match b.get() {
         None => Ok(()),
@@ -253,6 +279,7 @@ pub(crate) fn alloc_point() -> Result {
 /// }
 /// assert_eq!(n, 3);
 /// ```
+#[cfg(not(kernel))]
 #[must_use = "allocations fail only while the guard lives"]
 pub fn fail_allocations_after(n: usize) -> FailAllocations {
     let prev = BUDGET.with(|b| b.replace(Some(n)));
@@ -264,12 +291,14 @@ pub fn fail_allocations_after(n: usize) -> FailAllocations {
 
 /// The guard returned by [`fail_allocations_after`]; dropping it restores the previous
 /// allocation limit of the thread.
+#[cfg(not(kernel))]
 pub struct FailAllocations {
     prev: Option<usize>,
     // The limit belongs to the thread that set it.
     _not_send: core::marker::PhantomData<*const ()>,
 }
 
+#[cfg(not(kernel))]
 impl FailAllocations {
     /// How many more allocations will succeed.
     pub fn remaining(&self) -> usize {
@@ -277,12 +306,14 @@ impl FailAllocations {
     }
 }
 
+#[cfg(not(kernel))]
 impl Drop for FailAllocations {
     fn drop(&mut self) {
         BUDGET.with(|b| b.set(self.prev));
     }
 }
 
+#[cfg(not(kernel))]
 impl fmt::Debug for FailAllocations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FailAllocations")

@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Kernel backend: allocation, logging and module registration with fs/bento.
+//! Kernel backend: allocation, logging and module registration with fs/bento, and the
+//! kernel halves of the `collections` and `sync` services.
+
+pub(crate) mod btree_map;
+pub(crate) mod rwsem;
+pub(crate) mod vec;
 
 use core::ffi::c_void;
 use core::fmt;

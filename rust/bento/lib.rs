@@ -20,9 +20,6 @@ pub mod abi;
 #[cfg(not(kernel))]
 pub mod block;
 pub mod bytes;
-// `collections` and `sync` likewise wait for their kernel backend (KVec/KBox/RBTree,
-// kernel locks and Arc).
-#[cfg(not(kernel))]
 pub mod collections;
 pub mod crc32c;
 pub mod errno;
@@ -30,7 +27,6 @@ pub mod fs;
 #[cfg(not(kernel))]
 pub mod journal;
 pub mod log;
-#[cfg(not(kernel))]
 pub mod sync;
 pub mod time;
 pub mod types;

@@ -12,9 +12,9 @@
 //! [`collections`](crate::collections) for why). Create locks with the
 //! [`new_mutex!`](crate::new_mutex) and [`new_rwlock!`](crate::new_rwlock) macros: in the
 //! kernel each call site is its own lockdep class, so lockdep can tell an inode lock from
-//! a bitmap lock. [`Mutex::new`] and [`RwLock::new`] put all their locks in one class,
-//! which makes lockdep report nesting any two of them as recursive locking; use them only
-//! for locks that never nest with another.
+//! a bitmap lock. [`Mutex::new`] puts all its locks in one class (and [`RwLock::new`] all
+//! its locks in another), which makes lockdep report nesting any two of them as recursive
+//! locking; use them only for locks that never nest with another of their kind.
 //!
 //! ```
 //! use bento::sync::{Arc, Mutex, RwLock};
@@ -58,9 +58,11 @@
 //!
 //! # Backends
 //!
-//! Userspace: `std::sync::{Mutex, RwLock, Arc}`. Kernel (to come with the kernel backend):
-//! `Pin<KBox<kernel::sync::Mutex<T>>>`, an `rw_semaphore` lock written by bento (6.12 has
-//! no abstraction for it), and `kernel::sync::Arc`.
+//! Userspace: `std::sync::{Mutex, RwLock, Arc}`. Kernel: `Pin<KBox<kernel::sync::Mutex<T>>>`
+//! (a `struct mutex`), `Pin<KBox<..>>` of an `rw_semaphore` lock written by bento (6.12 has
+//! no abstraction for it), and `kernel::sync::Arc`; every allocation with `GFP_KERNEL`. In
+//! the kernel a lock class is a static `lock_class_key` emitted at the macro's call site
+//! (the kernel's `static_lock_class!` pattern), named `file:line` or by the given name.
 
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -76,9 +78,24 @@
 
 use core::fmt;
 use core::ops::{Deref, DerefMut};
+#[cfg(kernel)]
+use core::pin::Pin;
 
+#[cfg(kernel)]
+use kernel::{
+    alloc::{flags::GFP_KERNEL, KBox},
+    init::InPlaceInit,
+    str::CStr,
+    types::Opaque,
+};
+
+#[cfg(not(kernel))]
 use crate::collections::alloc_point;
+#[cfg(kernel)]
+use crate::errno::Errno;
 use crate::errno::Result;
+#[cfg(kernel)]
+use crate::kernel_backend::rwsem;
 
 pub use core::sync::atomic;
 
@@ -86,11 +103,13 @@ pub use core::sync::atomic;
 /// [`new_rwlock!`](crate::new_rwlock) call site, named after it.
 ///
 /// Only the macros create these; in the userspace build it just records the name.
+#[cfg(not(kernel))]
 #[doc(hidden)]
 pub struct LockClass {
     name: &'static str,
 }
 
+#[cfg(not(kernel))]
 impl LockClass {
     #[doc(hidden)]
     pub const fn __new(name: &'static str) -> LockClass {
@@ -103,14 +122,79 @@ impl LockClass {
     }
 }
 
+/// A lockdep class: one per [`new_mutex!`](crate::new_mutex) or
+/// [`new_rwlock!`](crate::new_rwlock) call site, named after it.
+///
+/// Only the macros create these, in `static`s: lockdep takes only lock class keys in
+/// static storage. A class holds a key for each kind of lock, so that a `mutex` and an
+/// `rw_semaphore` never share a lockdep class; a call site uses one of them.
+#[cfg(kernel)]
+#[doc(hidden)]
+pub struct LockClass {
+    mutex_key: kernel::sync::LockClassKey,
+    rwsem_key: Opaque<kernel::bindings::lock_class_key>,
+    name: &'static CStr,
+}
+
+#[cfg(kernel)]
+// SAFETY: `rwsem_key` (`Opaque` is not `Sync`) is never read or written by Rust: only its
+// address goes to lockdep, which synchronises its own use of the key (the kernel's
+// `LockClassKey` is `Sync` for the same reason). `mutex_key` and `name` are `Sync`.
+unsafe impl Sync for LockClass {}
+
+#[cfg(kernel)]
+impl LockClass {
+    /// A class named `name`, which must end in a NUL (a name with an interior NUL is
+    /// replaced by `bento::sync`).
+    ///
+    /// # Safety
+    ///
+    /// The result must be the initialiser of a `static`: lockdep refuses (with a warning,
+    /// then turns itself off) a key outside static storage.
+    #[doc(hidden)]
+    pub const unsafe fn __new(name: &'static str) -> LockClass {
+        LockClass {
+            // SAFETY: `LockClassKey` is an `Opaque`, for which uninitialised memory is valid;
+            // lockdep expects a static key it has not seen before to be just that (the
+            // kernel's `static_lock_class!` makes its keys the same way).
+            mutex_key: unsafe { core::mem::MaybeUninit::uninit().assume_init() },
+            rwsem_key: Opaque::uninit(),
+            name: match CStr::from_bytes_with_nul(name.as_bytes()) {
+                Ok(name) => name,
+                Err(_) => kernel::c_str!("bento::sync"),
+            },
+        }
+    }
+
+    /// The name of the class: the one given to the macro, or `file:line`.
+    pub fn name(&self) -> &'static str {
+        self.name.to_str().unwrap_or("bento::sync")
+    }
+}
+
 impl fmt::Debug for LockClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
+        f.write_str(self.name())
     }
 }
 
 /// The class of locks made by [`Mutex::new`] and [`RwLock::new`].
+#[cfg(not(kernel))]
 static DEFAULT_CLASS: LockClass = LockClass::__new("bento::sync");
+#[cfg(not(kernel))]
+use DEFAULT_CLASS as MUTEX_NEW_CLASS;
+#[cfg(not(kernel))]
+use DEFAULT_CLASS as RWLOCK_NEW_CLASS;
+
+/// The class of locks made by [`Mutex::new`].
+#[cfg(kernel)]
+// SAFETY: The class is a `static`.
+static MUTEX_NEW_CLASS: LockClass = unsafe { LockClass::__new("bento::sync::Mutex::new\0") };
+
+/// The class of locks made by [`RwLock::new`].
+#[cfg(kernel)]
+// SAFETY: The class is a `static`.
+static RWLOCK_NEW_CLASS: LockClass = unsafe { LockClass::__new("bento::sync::RwLock::new\0") };
 
 /// Creates a [`Mutex`](crate::sync::Mutex) in a lockdep class of its own, named after the
 /// call site (or `name`): `new_mutex!(value)` or `new_mutex!(value, "name")`. Evaluates to
@@ -127,8 +211,7 @@ static DEFAULT_CLASS: LockClass = LockClass::__new("bento::sync");
 #[macro_export]
 macro_rules! new_mutex {
     ($value:expr $(, $name:literal)? $(,)?) => {{
-        static __BENTO_LOCK_CLASS: $crate::sync::LockClass =
-            $crate::sync::LockClass::__new($crate::__lock_name!($($name)?));
+        $crate::__lock_class!(__BENTO_LOCK_CLASS $(, $name)?);
         $crate::sync::Mutex::__new_in_class($value, &__BENTO_LOCK_CLASS)
     }};
 }
@@ -148,10 +231,38 @@ macro_rules! new_mutex {
 #[macro_export]
 macro_rules! new_rwlock {
     ($value:expr $(, $name:literal)? $(,)?) => {{
-        static __BENTO_LOCK_CLASS: $crate::sync::LockClass =
-            $crate::sync::LockClass::__new($crate::__lock_name!($($name)?));
+        $crate::__lock_class!(__BENTO_LOCK_CLASS $(, $name)?);
         $crate::sync::RwLock::__new_in_class($value, &__BENTO_LOCK_CLASS)
     }};
+}
+
+/// Defines `static $id: LockClass`, the class of one call site.
+#[cfg(not(kernel))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __lock_class {
+    ($id:ident $(, $name:literal)?) => {
+        static $id: $crate::sync::LockClass =
+            $crate::sync::LockClass::__new($crate::__lock_name!($($name)?));
+    };
+}
+
+/// Defines `static $id: LockClass`, the class of one call site, with its lockdep keys.
+///
+/// The `unsafe` block is the macro's own (`allow_internal_unsafe`, as for `module_fs!`), so
+/// `new_mutex!` and `new_rwlock!` work in `#![forbid(unsafe_code)]` crates; the caller's
+/// tokens (the value, the name) stay under the caller's lints.
+#[cfg(kernel)]
+#[doc(hidden)]
+#[macro_export]
+#[allow_internal_unsafe]
+macro_rules! __lock_class {
+    ($id:ident $(, $name:literal)?) => {
+        // SAFETY: The class is a `static`, as lockdep requires of lock class keys.
+        static $id: $crate::sync::LockClass = unsafe {
+            $crate::sync::LockClass::__new(::core::concat!($crate::__lock_name!($($name)?), "\0"))
+        };
+    };
 }
 
 /// The name of a lock class: the literal given, or the call site.
@@ -173,16 +284,20 @@ macro_rules! __lock_name {
 /// [module docs](self)); [`lock`](Mutex::lock) waits for it and returns a guard that
 /// derefs to the data.
 pub struct Mutex<T> {
+    #[cfg(not(kernel))]
     inner: std::sync::Mutex<T>,
+    #[cfg(kernel)]
+    inner: Pin<KBox<kernel::sync::Mutex<T>>>,
 }
 
 impl<T> Mutex<T> {
     /// A lock holding `value`, in the class shared by every lock made by `new`; fails with
     /// `ENOMEM` if the lock cannot be allocated. Prefer [`new_mutex!`](crate::new_mutex).
     pub fn new(value: T) -> Result<Mutex<T>> {
-        Mutex::__new_in_class(value, &DEFAULT_CLASS)
+        Mutex::__new_in_class(value, &MUTEX_NEW_CLASS)
     }
 
+    #[cfg(not(kernel))]
     #[doc(hidden)]
     pub fn __new_in_class(value: T, _class: &'static LockClass) -> Result<Mutex<T>> {
         alloc_point()?;
@@ -191,13 +306,26 @@ impl<T> Mutex<T> {
         })
     }
 
+    #[cfg(kernel)]
+    #[doc(hidden)]
+    pub fn __new_in_class(value: T, class: &'static LockClass) -> Result<Mutex<T>> {
+        let init = kernel::sync::Mutex::new(value, class.name, &class.mutex_key);
+        Ok(Mutex {
+            // Only the allocation can fail.
+            inner: KBox::pin_init(init, GFP_KERNEL).map_err(|_| Errno::ENOMEM)?,
+        })
+    }
+
     /// Waits until the lock is free, takes it and returns the guard that releases it.
     pub fn lock(&self) -> MutexGuard<'_, T> {
         MutexGuard {
+            #[cfg(not(kernel))]
             inner: self
                 .inner
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
+            #[cfg(kernel)]
+            inner: self.inner.lock(),
         }
     }
 }
@@ -211,7 +339,10 @@ impl<T> fmt::Debug for Mutex<T> {
 /// Access to the data of a locked [`Mutex`]; unlocks it when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T> {
+    #[cfg(not(kernel))]
     inner: std::sync::MutexGuard<'a, T>,
+    #[cfg(kernel)]
+    inner: kernel::sync::lock::Guard<'a, T, kernel::sync::lock::mutex::MutexBackend>,
 }
 
 impl<T> Deref for MutexGuard<'_, T> {
@@ -241,16 +372,20 @@ impl<T: fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 /// a time. Create it with [`new_rwlock!`](crate::new_rwlock) (or [`RwLock::new`], see
 /// the [module docs](self)).
 pub struct RwLock<T> {
+    #[cfg(not(kernel))]
     inner: std::sync::RwLock<T>,
+    #[cfg(kernel)]
+    inner: Pin<KBox<rwsem::RwSemaphore<T>>>,
 }
 
 impl<T> RwLock<T> {
     /// A lock holding `value`, in the class shared by every lock made by `new`; fails with
     /// `ENOMEM` if the lock cannot be allocated. Prefer [`new_rwlock!`](crate::new_rwlock).
     pub fn new(value: T) -> Result<RwLock<T>> {
-        RwLock::__new_in_class(value, &DEFAULT_CLASS)
+        RwLock::__new_in_class(value, &RWLOCK_NEW_CLASS)
     }
 
+    #[cfg(not(kernel))]
     #[doc(hidden)]
     pub fn __new_in_class(value: T, _class: &'static LockClass) -> Result<RwLock<T>> {
         alloc_point()?;
@@ -259,23 +394,39 @@ impl<T> RwLock<T> {
         })
     }
 
+    #[cfg(kernel)]
+    #[doc(hidden)]
+    pub fn __new_in_class(value: T, class: &'static LockClass) -> Result<RwLock<T>> {
+        let init = rwsem::RwSemaphore::new(value, class.name, &class.rwsem_key);
+        Ok(RwLock {
+            // Only the allocation can fail.
+            inner: KBox::pin_init(init, GFP_KERNEL).map_err(|_| Errno::ENOMEM)?,
+        })
+    }
+
     /// Waits until no writer holds the lock and returns a shared guard.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         RwLockReadGuard {
+            #[cfg(not(kernel))]
             inner: self
                 .inner
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
+            #[cfg(kernel)]
+            inner: self.inner.read(),
         }
     }
 
     /// Waits until nobody holds the lock and returns the exclusive guard.
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         RwLockWriteGuard {
+            #[cfg(not(kernel))]
             inner: self
                 .inner
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
+            #[cfg(kernel)]
+            inner: self.inner.write(),
         }
     }
 }
@@ -289,7 +440,10 @@ impl<T> fmt::Debug for RwLock<T> {
 /// Shared access to the data of a read-locked [`RwLock`]; unlocks it when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockReadGuard<'a, T> {
+    #[cfg(not(kernel))]
     inner: std::sync::RwLockReadGuard<'a, T>,
+    #[cfg(kernel)]
+    inner: rwsem::ReadGuard<'a, T>,
 }
 
 impl<T> Deref for RwLockReadGuard<'_, T> {
@@ -309,7 +463,10 @@ impl<T: fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
 /// Exclusive access to the data of a write-locked [`RwLock`]; unlocks it when dropped.
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockWriteGuard<'a, T> {
+    #[cfg(not(kernel))]
     inner: std::sync::RwLockWriteGuard<'a, T>,
+    #[cfg(kernel)]
+    inner: rwsem::WriteGuard<'a, T>,
 }
 
 impl<T> Deref for RwLockWriteGuard<'_, T> {
@@ -351,11 +508,15 @@ impl<T: fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
 /// # }
 /// ```
 pub struct Arc<T> {
+    #[cfg(not(kernel))]
     inner: std::sync::Arc<T>,
+    #[cfg(kernel)]
+    inner: kernel::sync::Arc<T>,
 }
 
 impl<T> Arc<T> {
     /// A new reference-counted `value`, or `ENOMEM`.
+    #[cfg(not(kernel))]
     pub fn new(value: T) -> Result<Arc<T>> {
         alloc_point()?;
         Ok(Arc {
@@ -363,16 +524,28 @@ impl<T> Arc<T> {
         })
     }
 
+    /// A new reference-counted `value`, or `ENOMEM`.
+    #[cfg(kernel)]
+    pub fn new(value: T) -> Result<Arc<T>> {
+        Ok(Arc {
+            inner: kernel::sync::Arc::new(value, GFP_KERNEL).map_err(|_| Errno::ENOMEM)?,
+        })
+    }
+
     /// Whether `a` and `b` point to the same value (not merely equal values).
     pub fn ptr_eq(a: &Arc<T>, b: &Arc<T>) -> bool {
-        std::sync::Arc::ptr_eq(&a.inner, &b.inner)
+        #[cfg(kernel)]
+        use kernel::sync::Arc as Inner;
+        #[cfg(not(kernel))]
+        use std::sync::Arc as Inner;
+        Inner::ptr_eq(&a.inner, &b.inner)
     }
 }
 
 impl<T> Clone for Arc<T> {
     fn clone(&self) -> Self {
         Arc {
-            inner: std::sync::Arc::clone(&self.inner),
+            inner: self.inner.clone(),
         }
     }
 }

@@ -4,8 +4,16 @@
 use core::fmt;
 use core::ops::{Bound, RangeBounds};
 
-use super::{alloc_point, TryClone};
+#[cfg(not(kernel))]
+use super::alloc_point;
+use super::TryClone;
 use crate::errno::Result;
+// The backend's map and iterators, with `std`'s names: `std`'s own, or the kernel's
+// red-black tree behind the same method names.
+#[cfg(kernel)]
+use crate::kernel_backend::btree_map as backend;
+#[cfg(not(kernel))]
+use std::collections::btree_map as backend;
 
 /// An ordered map from `K` to `V`: `std::collections::BTreeMap` in userspace, the kernel's
 /// red-black tree (`kernel::rbtree::RBTree`) in the kernel.
@@ -13,7 +21,9 @@ use crate::errno::Result;
 /// The method set is what both can provide: keys are looked up by `&K` (no `Borrow`
 /// lookups), iteration runs in ascending key order and only forwards, and insertion
 /// allocates one node (so [`insert`](BTreeMap::insert) can fail with `ENOMEM`, also when
-/// it replaces a value). Lookups, insertion and removal take O(log n).
+/// it replaces a value). Lookups, insertion and removal take O(log n); in the kernel,
+/// [`range`](BTreeMap::range) and [`last_key_value`](BTreeMap::last_key_value) take O(n)
+/// for now (a walk from the smallest key).
 ///
 /// ```
 /// use bento::collections::BTreeMap;
@@ -30,14 +40,14 @@ use crate::errno::Result;
 /// # }
 /// ```
 pub struct BTreeMap<K, V> {
-    inner: std::collections::BTreeMap<K, V>,
+    inner: backend::BTreeMap<K, V>,
 }
 
 impl<K, V> BTreeMap<K, V> {
     /// An empty map; allocates nothing.
     pub fn new() -> BTreeMap<K, V> {
         BTreeMap {
-            inner: std::collections::BTreeMap::new(),
+            inner: backend::BTreeMap::new(),
         }
     }
 
@@ -96,9 +106,18 @@ impl<K: Ord, V> BTreeMap<K, V> {
     /// Inserts `value` under `key` and returns the value it replaces, if any; fails with
     /// `ENOMEM` (leaving the map unchanged) if the node cannot be allocated, which may
     /// happen even when `key` is present.
+    #[cfg(not(kernel))]
     pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>> {
         alloc_point()?;
         Ok(self.inner.insert(key, value))
+    }
+
+    /// Inserts `value` under `key` and returns the value it replaces, if any; fails with
+    /// `ENOMEM` (leaving the map unchanged) if the node cannot be allocated, which may
+    /// happen even when `key` is present.
+    #[cfg(kernel)]
+    pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>> {
+        self.inner.try_insert(key, value)
     }
 
     /// The value under `key`, inserting `make()` first if there is none; `ENOMEM` (and the
@@ -114,6 +133,7 @@ impl<K: Ord, V> BTreeMap<K, V> {
     /// # Ok(())
     /// # }
     /// ```
+    #[cfg(not(kernel))]
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Result<&mut V> {
         use std::collections::btree_map::Entry;
         match self.inner.entry(key) {
@@ -123,6 +143,13 @@ impl<K: Ord, V> BTreeMap<K, V> {
                 Ok(e.insert(make()))
             }
         }
+    }
+
+    /// The value under `key`, inserting `make()` first if there is none; `ENOMEM` (and the
+    /// map unchanged, `make` not called) if the node cannot be allocated.
+    #[cfg(kernel)]
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> Result<&mut V> {
+        self.inner.get_or_try_insert_with(key, make)
     }
 
     /// The value under `key`.
@@ -187,7 +214,11 @@ impl<K: Ord, V> BTreeMap<K, V> {
             inner: if empty {
                 None
             } else {
-                Some(self.inner.range(range))
+                #[cfg(not(kernel))]
+                let r = self.inner.range(range);
+                #[cfg(kernel)]
+                let r = self.inner.range(range.start_bound(), range.end_bound());
+                Some(r)
             },
         }
     }
@@ -220,13 +251,13 @@ impl<K, V> Default for BTreeMap<K, V> {
 
 impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for BTreeMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl<K: PartialEq, V: PartialEq> PartialEq for BTreeMap<K, V> {
     fn eq(&self, other: &Self) -> bool {
-        self.inner == other.inner
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
@@ -236,7 +267,7 @@ macro_rules! iterators {
     ($($(#[$doc:meta])* $name:ident<$($lt:lifetime,)? K, V> = $std:ident => $item:ty;)*) => {$(
         $(#[$doc])*
         pub struct $name<$($lt,)? K, V> {
-            inner: std::collections::btree_map::$std<$($lt,)? K, V>,
+            inner: backend::$std<$($lt,)? K, V>,
         }
 
         impl<$($lt,)? K, V> Iterator for $name<$($lt,)? K, V> {
@@ -273,7 +304,7 @@ iterators! {
 /// The entries of a [`BTreeMap`] in a key range, in ascending key order
 /// ([`BTreeMap::range`]).
 pub struct Range<'a, K, V> {
-    inner: Option<std::collections::btree_map::Range<'a, K, V>>,
+    inner: Option<backend::Range<'a, K, V>>,
 }
 
 impl<'a, K, V> Iterator for Range<'a, K, V> {

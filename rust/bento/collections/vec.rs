@@ -6,10 +6,23 @@ use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::ops::{Deref, DerefMut};
 
-use super::{alloc_point, TryClone};
-use crate::errno::{Errno, Result};
+#[cfg(kernel)]
+use kernel::alloc::flags::GFP_KERNEL;
 
-/// A contiguous growable array: `std::vec::Vec` in userspace, the kernel's `KVec` in the
+#[cfg(not(kernel))]
+use super::alloc_point;
+use super::TryClone;
+use crate::errno::{Errno, Result};
+#[cfg(kernel)]
+use crate::kernel_backend::vec as backend;
+
+/// The backend's vector: `std`'s, or the kernel's `KVVec` (kmalloc, or vmalloc when large).
+#[cfg(not(kernel))]
+type Inner<T> = std::vec::Vec<T>;
+#[cfg(kernel)]
+type Inner<T> = kernel::alloc::KVVec<T>;
+
+/// A contiguous growable array: `std::vec::Vec` in userspace, the kernel's `KVVec` in the
 /// kernel. Owned byte strings (file names, xattr values, block buffers) are `Vec<u8>`.
 ///
 /// Growing the capacity is the only thing that allocates, and it is fallible: [`push`],
@@ -40,14 +53,14 @@ use crate::errno::{Errno, Result};
 /// [`resize`]: Vec::resize
 /// [`reserve`]: Vec::reserve
 pub struct Vec<T> {
-    inner: std::vec::Vec<T>,
+    inner: Inner<T>,
 }
 
 impl<T> Vec<T> {
     /// An empty vector; allocates nothing.
     pub const fn new() -> Vec<T> {
         Vec {
-            inner: std::vec::Vec::new(),
+            inner: Inner::new(),
         }
     }
 
@@ -56,22 +69,6 @@ impl<T> Vec<T> {
         let mut v = Vec::new();
         v.grow(capacity, true)?;
         Ok(v)
-    }
-
-    /// Makes room for `additional` elements beyond the length (one allocation, amortized),
-    /// so that pushing as many cannot fail.
-    fn grow(&mut self, additional: usize, exact: bool) -> Result {
-        // `capacity >= len` always; zero-sized types have capacity `usize::MAX`.
-        if self.inner.capacity().saturating_sub(self.inner.len()) >= additional {
-            return Ok(());
-        }
-        alloc_point()?;
-        let r = if exact {
-            self.inner.try_reserve_exact(additional)
-        } else {
-            self.inner.try_reserve(additional)
-        };
-        r.map_err(|_| Errno::ENOMEM)
     }
 
     /// The number of elements.
@@ -98,13 +95,7 @@ impl<T> Vec<T> {
     /// Appends `v`, or fails with `ENOMEM` (`v` is then dropped).
     pub fn push(&mut self, v: T) -> Result {
         self.grow(1, false)?;
-        self.inner.push(v);
-        Ok(())
-    }
-
-    /// Removes and returns the last element.
-    pub fn pop(&mut self) -> Option<T> {
-        self.inner.pop()
+        self.push_reserved(v)
     }
 
     /// Inserts `v` at `index`, shifting later elements up. `EINVAL` if `index > len`,
@@ -113,45 +104,54 @@ impl<T> Vec<T> {
         if index > self.inner.len() {
             return Err(Errno::EINVAL);
         }
-        self.grow(1, false)?;
-        self.inner.insert(index, v);
+        self.push(v)?;
+        // `index <= len - 1` now: move the new last element down to `index`.
+        if let Some(tail) = self.inner.get_mut(index..) {
+            tail.rotate_right(1);
+        }
         Ok(())
     }
 
     /// Removes and returns the element at `index`, shifting later elements down; `None` if
     /// `index >= len`.
     pub fn remove(&mut self, index: usize) -> Option<T> {
-        if index < self.inner.len() {
-            Some(self.inner.remove(index))
-        } else {
-            None
+        if index >= self.inner.len() {
+            return None;
         }
+        // Move the element at `index` to the end, the later ones down by one.
+        self.inner.get_mut(index..)?.rotate_left(1);
+        self.pop()
     }
 
     /// Removes and returns the element at `index`, replacing it with the last element
     /// (O(1), changes the order); `None` if `index >= len`.
     pub fn swap_remove(&mut self, index: usize) -> Option<T> {
-        if index < self.inner.len() {
-            Some(self.inner.swap_remove(index))
-        } else {
-            None
+        let last = self.inner.len().checked_sub(1)?;
+        if index > last {
+            return None;
         }
-    }
-
-    /// Shortens the vector to `len` elements, dropping the rest; no effect if it is not
-    /// longer. The capacity is kept.
-    pub fn truncate(&mut self, len: usize) {
-        self.inner.truncate(len)
+        self.inner.swap(index, last);
+        self.pop()
     }
 
     /// Removes every element; the capacity is kept.
     pub fn clear(&mut self) {
-        self.inner.clear()
+        self.truncate(0)
     }
 
     /// Keeps only the elements for which `keep` returns `true`, in order.
-    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
-        self.inner.retain(keep)
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        // Swap each kept element down to the end of the kept prefix (`kept <= i`): the kept
+        // ones keep their order, `keep` sees every element once and in order, and the
+        // rejected ones end up after the prefix, to be dropped.
+        let mut kept = 0usize;
+        for i in 0..self.inner.len() {
+            if self.inner.get(i).is_some_and(&mut keep) {
+                self.inner.swap(kept, i);
+                kept = kept.saturating_add(1);
+            }
+        }
+        self.truncate(kept);
     }
 
     /// Appends every item of `iter`, or fails with `ENOMEM`. On failure the items appended
@@ -192,22 +192,116 @@ impl<T: Copy> Vec<T> {
     /// A vector holding a copy of `s`, or `ENOMEM`: the owned form of a name.
     pub fn try_from_slice(s: &[T]) -> Result<Vec<T>> {
         let mut v = Vec::with_capacity(s.len())?;
-        v.inner.extend_from_slice(s);
+        v.extend_reserved(s)?;
         Ok(v)
     }
 
     /// Appends a copy of `s`, or fails with `ENOMEM` (appending nothing).
     pub fn extend_from_slice(&mut self, s: &[T]) -> Result {
         self.grow(s.len(), false)?;
-        self.inner.extend_from_slice(s);
-        Ok(())
+        self.extend_reserved(s)
     }
 
     /// Sets the length to `len`: truncates, or appends copies of `v`. Fails with `ENOMEM`
     /// (changing nothing) if the vector cannot grow.
     pub fn resize(&mut self, len: usize, v: T) -> Result {
-        self.grow(len.saturating_sub(self.inner.len()), true)?;
-        self.inner.resize(len, v);
+        match len.checked_sub(self.inner.len()) {
+            None | Some(0) => {
+                self.truncate(len);
+                Ok(())
+            }
+            Some(n) => {
+                self.grow(n, true)?;
+                self.fill_reserved(n, v)
+            }
+        }
+    }
+}
+
+// The backend primitives: the only methods whose code differs between the builds. The rest
+// of `Vec` is built on them (and on slice methods), so the cargo tests exercise the code
+// the kernel runs.
+impl<T> Vec<T> {
+    /// Makes room for `additional` elements beyond the length (one allocation, amortized
+    /// unless `exact`), so that pushing as many cannot fail; `ENOMEM` leaves `self` as it
+    /// was.
+    #[cfg(not(kernel))]
+    fn grow(&mut self, additional: usize, exact: bool) -> Result {
+        // `capacity >= len` always; zero-sized types have capacity `usize::MAX`.
+        if self.inner.capacity().saturating_sub(self.inner.len()) >= additional {
+            return Ok(());
+        }
+        alloc_point()?;
+        let r = if exact {
+            self.inner.try_reserve_exact(additional)
+        } else {
+            self.inner.try_reserve(additional)
+        };
+        r.map_err(|_| Errno::ENOMEM)
+    }
+
+    /// Makes room for `additional` elements beyond the length (one allocation, amortized:
+    /// `KVVec` has no exact reservation), so that pushing as many cannot fail; `ENOMEM` leaves
+    /// `self` as it was.
+    #[cfg(kernel)]
+    fn grow(&mut self, additional: usize, _exact: bool) -> Result {
+        backend::reserve(&mut self.inner, additional)
+    }
+
+    /// Appends `v` within the capacity reserved by [`grow`](Vec::grow).
+    fn push_reserved(&mut self, v: T) -> Result {
+        #[cfg(not(kernel))]
+        self.inner.push(v);
+        // Cannot allocate (nor fail): `grow` made room.
+        #[cfg(kernel)]
+        self.inner.push(v, GFP_KERNEL).map_err(|_| Errno::ENOMEM)?;
+        Ok(())
+    }
+
+    /// Removes and returns the last element.
+    #[cfg(not(kernel))]
+    pub fn pop(&mut self) -> Option<T> {
+        self.inner.pop()
+    }
+
+    /// Removes and returns the last element.
+    #[cfg(kernel)]
+    pub fn pop(&mut self) -> Option<T> {
+        backend::pop(&mut self.inner)
+    }
+
+    /// Shortens the vector to `len` elements, dropping the rest; no effect if it is not
+    /// longer. The capacity is kept.
+    pub fn truncate(&mut self, len: usize) {
+        #[cfg(not(kernel))]
+        self.inner.truncate(len);
+        #[cfg(kernel)]
+        backend::truncate(&mut self.inner, len);
+    }
+}
+
+impl<T: Copy> Vec<T> {
+    /// Appends a copy of `s` within the capacity reserved by [`grow`](Vec::grow).
+    fn extend_reserved(&mut self, s: &[T]) -> Result {
+        #[cfg(not(kernel))]
+        self.inner.extend_from_slice(s);
+        // Cannot allocate (nor fail): `grow` made room.
+        #[cfg(kernel)]
+        self.inner
+            .extend_from_slice(s, GFP_KERNEL)
+            .map_err(|_| Errno::ENOMEM)?;
+        Ok(())
+    }
+
+    /// Appends `n` copies of `v` within the capacity reserved by [`grow`](Vec::grow).
+    fn fill_reserved(&mut self, n: usize, v: T) -> Result {
+        #[cfg(not(kernel))]
+        self.inner.resize(self.inner.len().saturating_add(n), v);
+        // Cannot allocate (nor fail): `grow` made room.
+        #[cfg(kernel)]
+        self.inner
+            .extend_with(n, v, GFP_KERNEL)
+            .map_err(|_| Errno::ENOMEM)?;
         Ok(())
     }
 }
@@ -215,8 +309,8 @@ impl<T: Copy> Vec<T> {
 impl Vec<u8> {
     /// `len` zero bytes (a block buffer), or `ENOMEM`.
     pub fn zeroed(len: usize) -> Result<Vec<u8>> {
-        let mut v = Vec::with_capacity(len)?;
-        v.inner.resize(len, 0);
+        let mut v = Vec::new();
+        v.resize(len, 0)?;
         Ok(v)
     }
 }
@@ -261,7 +355,7 @@ impl<T> AsMut<[T]> for Vec<T> {
 
 impl<T: fmt::Debug> fmt::Debug for Vec<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
+        fmt::Debug::fmt(self.as_slice(), f)
     }
 }
 
@@ -319,7 +413,10 @@ impl<T: Hash> Hash for Vec<T> {
 
 /// The iterator that moves the elements out of a [`Vec`], first to last.
 pub struct IntoIter<T> {
+    #[cfg(not(kernel))]
     inner: std::vec::IntoIter<T>,
+    #[cfg(kernel)]
+    inner: backend::IntoIter<T>,
 }
 
 impl<T> Iterator for IntoIter<T> {
@@ -339,9 +436,11 @@ impl<T> IntoIterator for Vec<T> {
     type IntoIter = IntoIter<T>;
 
     fn into_iter(self) -> IntoIter<T> {
-        IntoIter {
-            inner: self.inner.into_iter(),
-        }
+        #[cfg(not(kernel))]
+        let inner = self.inner.into_iter();
+        #[cfg(kernel)]
+        let inner = backend::IntoIter::new(self.inner);
+        IntoIter { inner }
     }
 }
 
