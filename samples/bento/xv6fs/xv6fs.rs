@@ -16,11 +16,13 @@
 )]
 
 pub mod alloc;
+pub mod check;
 pub mod dir;
 pub mod fs;
 pub mod hash;
 pub mod inode;
 pub mod layout;
+pub mod mkfs;
 pub mod store;
 pub mod xattr;
 

@@ -70,10 +70,12 @@ killed() {
 		fusermount3 -u "$MNT"
 	mount_fs 2>"$T/err" && cmp "$T/k" "$MNT/killed"
 }
+# After all of the above, unmounted: fsck.xv6fs finds nothing to fix.
+fsck_clean() { umount_fs && sleep 0.5 && "$BIN/fsck-xv6fs" -fn "$IMG"; }
 statfs() { [ "$(stat -f -c %S "$MNT")" = 4096 ] && [ "$(stat -f -c %l "$MNT")" = 255 ]; }
 
 ktap_print_header
-ktap_set_plan 18
+ktap_set_plan 19
 ktap_test_result "mkfs.xv6fs makes a 64 MiB image" mkfs
 ktap_test_result "xv6fs mounts it" mount_fs
 ktap_test_result "a fresh root is empty" empty_root
@@ -92,4 +94,5 @@ ktap_test_result "everything persists across a remount" persist
 ktap_test_result "full disk: ENOSPC, then usable again" full_disk
 ktap_test_result "statfs" statfs
 ktap_test_result "killed daemon: fsynced data survives, journal replayed" killed
+ktap_test_result "fsck.xv6fs -fn: clean after all of it" fsck_clean
 ktap_finished

@@ -83,9 +83,19 @@ fn check_recovered(img: &std::path::Path, synced: &Synced, cut: u64) {
             "cut at {cut}: fsynced data differs"
         );
     }
-    // The recovered file system keeps working.
+    // The recovered file system keeps working, and fsck finds nothing wrong.
     fs.create(&REQ, ROOT_INO, b"after-crash", 0o100644, 0)
         .unwrap();
+    drop(fs);
+    let opts = xv6fs::check::CheckOptions {
+        repair: false,
+        force: true,
+    };
+    let report = xv6fs::check::check(&dev, &opts).unwrap();
+    assert!(
+        report.is_clean(),
+        "cut at {cut}: fsck after recovery: {report:?}"
+    );
 }
 
 #[test]
