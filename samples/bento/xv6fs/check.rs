@@ -37,10 +37,12 @@ use bento::{Errno, FileType, Result, Timespec};
 use crate::dir::{self, DirStore};
 use crate::hash::siphash13;
 use crate::layout::{
-    DiskInode, Superblock, BITS_PER_BLOCK, BLOCK_SIZE, BLOCK_SIZE_U64, DIR_HEADER_SIZE, DIR_INDEX,
-    DIR_LEAF, FLAG_INLINE_SYMLINK, INCOMPAT_SUPPORTED, INLINE_SYMLINK_MAX, INODES_PER_BLOCK,
-    INODE_SIZE, MAGIC, MAX_FILE_BLOCKS, MIN_JOURNAL_BLOCKS, NDIRECT, PTRS_PER_BLOCK, ROOT_INO,
-    RO_COMPAT_SUPPORTED, STATE_CLEAN, STATE_ERRORS, SUPERBLOCK_BLOCK, SYMLINK_MAX, VERSION,
+    dir_checksum, inode_checksum, xattr_checksum, DiskInode, Superblock, BITS_PER_BLOCK,
+    BLOCK_SIZE, BLOCK_SIZE_U64, DIR_HEADER_SIZE, DIR_INDEX, DIR_LEAF, FLAG_INLINE_SYMLINK,
+    INCOMPAT_SUPPORTED, INLINE_SYMLINK_MAX, INODES_PER_BLOCK, INODE_SIZE, MAGIC, MAX_FILE_BLOCKS,
+    MIN_JOURNAL_BLOCKS, NDIRECT, PTRS_PER_BLOCK, ROOT_INO, RO_COMPAT_SUPPORTED, STATE_CLEAN,
+    STATE_ERRORS, SUPERBLOCK_BLOCK, SYMLINK_MAX, VERSION, XATTR_ENTRY_FIXED, XATTR_HEADER,
+    XATTR_MAGIC,
 };
 
 /// What to do.
@@ -337,41 +339,7 @@ const MAX_RANGES_LISTED: u32 = 32;
 const MAX_FILE_BYTES: u64 = MAX_FILE_BLOCKS * BLOCK_SIZE_U64;
 
 // ---------------------------------------------------------------------------------------
-// Checksums (as layout.rs and xattr.rs compute them; kept here so that checking a
-// structure never logs, and cross-checked with layout.rs in the tests).
-
-/// The checksum of the 256 bytes of inode `ino`.
-fn inode_csum(b: &[u8], ino: u32, seed: u32) -> u32 {
-    crc32c(
-        crc32c(seed, &ino.to_le_bytes()),
-        Reader::new(b).bytes(0, 252),
-    )
-}
-
-/// The checksum of directory block `b` of directory `ino`.
-fn dir_csum(b: &[u8], ino: u32, seed: u32) -> u32 {
-    let r = Reader::new(b);
-    let c = crc32c(crc32c(seed, &ino.to_le_bytes()), r.bytes(0, 20));
-    crc32c(
-        c,
-        r.bytes(DIR_HEADER_SIZE, BLOCK_SIZE.saturating_sub(DIR_HEADER_SIZE)),
-    )
-}
-
-/// Extended attribute block layout (xattr.rs).
-const XATTR_MAGIC: u32 = 0x7861_7474;
-const XATTR_HEADER: usize = 16;
-const XATTR_ENTRY_FIXED: usize = 4;
-
-/// The checksum of the xattr block `b` of inode `ino`.
-fn xattr_csum(b: &[u8], ino: u32, seed: u32) -> u32 {
-    let r = Reader::new(b);
-    let c = crc32c(crc32c(seed, &ino.to_le_bytes()), r.bytes(0, 12));
-    crc32c(
-        c,
-        r.bytes(XATTR_HEADER, BLOCK_SIZE.saturating_sub(XATTR_HEADER)),
-    )
-}
+// Checksums and the xattr block layout come from layout.rs.
 
 // ---------------------------------------------------------------------------------------
 // Bitmaps in memory.
@@ -1595,7 +1563,7 @@ impl<'d> Checker<'d> {
                 )?;
                 break;
             }
-            if Reader::new(&raw).u32(252) != inode_csum(&raw, cur, self.ctx.seed) {
+            if Reader::new(&raw).u32(252) != inode_checksum(&raw, cur, self.ctx.seed) {
                 self.problem(
                     Kind::OrphanList,
                     cur,
@@ -1689,7 +1657,7 @@ impl<'d> Checker<'d> {
         let mut i = inode_fields(raw);
         let r = Reader::new(raw);
         let stored = r.u32(252);
-        let sum = inode_csum(raw, ino, self.ctx.seed);
+        let sum = inode_checksum(raw, ino, self.ctx.seed);
         let flags = self.info(ino).flags;
         let kind = FileType::from_mode(i.mode);
         let kn = ft_name(kind);
@@ -2299,7 +2267,7 @@ fn xattr_verdict(
     if n == 0 {
         return Err("no attributes");
     }
-    let sum = xattr_csum(b, ino, seed);
+    let sum = xattr_checksum(b, ino, seed);
     Ok((stored != sum).then_some((stored, sum)))
 }
 
@@ -2534,7 +2502,7 @@ impl TreeWalk<'_, '_, '_> {
         self.visited.set(u64::from(l));
         self.ctx.read_block(p, &mut self.buf)?;
         let h = parse_hdr(&self.buf);
-        let sum = dir_csum(&self.buf, d, self.ctx.seed);
+        let sum = dir_checksum(&self.buf, d, self.ctx.seed);
         let csum_ok = h.stored == sum;
         if !hdr_valid(&h) {
             let also = if csum_ok { "" } else { " and a wrong checksum" };
@@ -3176,7 +3144,7 @@ impl Checker<'_> {
                 .copied()
                 .ok_or(Errno::EIO)?;
             self.ctx.modify_block(p, &mut |b| {
-                let sum = dir_csum(b, dino, self.ctx.seed);
+                let sum = dir_checksum(b, dino, self.ctx.seed);
                 Writer::new(b).u32(20, sum);
                 Ok(())
             })?;
@@ -3936,7 +3904,7 @@ mod tests {
             ..DiskInode::default()
         };
         i.encode(&mut b, 42, seed).unwrap();
-        assert_eq!(inode_csum(&b, 42, seed), Reader::new(&b).u32(252));
+        assert_eq!(inode_checksum(&b, 42, seed), Reader::new(&b).u32(252));
         let mut d = std::vec![0u8; BLOCK_SIZE];
         DirHeader {
             kind: DIR_LEAF,
@@ -3947,7 +3915,7 @@ mod tests {
         .unwrap();
         d[100] = 7;
         DirHeader::seal(&mut d, 42, seed).unwrap();
-        assert_eq!(dir_csum(&d, 42, seed), Reader::new(&d).u32(20));
+        assert_eq!(dir_checksum(&d, 42, seed), Reader::new(&d).u32(20));
         assert!(hdr_valid(&parse_hdr(&d)));
     }
 
@@ -3977,7 +3945,7 @@ mod tests {
         w.u8(17, 1);
         w.u16(18, 2);
         w.bytes(20, b"kvv");
-        let sum = xattr_csum(&b, 3, seed);
+        let sum = xattr_checksum(&b, 3, seed);
         Writer::new(&mut b).u32(12, sum);
         assert_eq!(xattr_verdict(&b, 3, seed), Ok(None));
         assert_eq!(xattr_verdict(&b, 4, seed).map(|c| c.is_some()), Ok(true));

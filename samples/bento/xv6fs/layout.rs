@@ -368,7 +368,7 @@ impl DiskInode {
     pub fn decode(b: &[u8], ino: u32, seed: u32) -> Result<DiskInode> {
         let r = Reader::new(b);
         let stored = r.u32(252);
-        let sum = crc32c(crc32c(seed, &ino.to_le_bytes()), r.bytes(0, 252));
+        let sum = inode_checksum(b, ino, seed);
         r.finish()?;
         let mode = r.u32(0);
         if mode == 0 && stored == 0 {
@@ -456,10 +456,7 @@ impl DiskInode {
         }
         w.bytes(164, &[0; 88]);
         w.finish()?;
-        let sum = crc32c(
-            crc32c(seed, &ino.to_le_bytes()),
-            Reader::new(b).bytes(0, 252),
-        );
+        let sum = inode_checksum(b, ino, seed);
         let mut w = Writer::new(b);
         w.u32(252, sum);
         w.finish()
@@ -515,8 +512,33 @@ pub struct DirHeader {
     pub parent: u32,
 }
 
+/// The checksum of the 256 bytes of inode `ino` (bytes 0..252).
+pub fn inode_checksum(b: &[u8], ino: u32, seed: u32) -> u32 {
+    crc32c(
+        crc32c(seed, &ino.to_le_bytes()),
+        Reader::new(b).bytes(0, 252),
+    )
+}
+
+/// Magic of an extended attribute block.
+pub const XATTR_MAGIC: u32 = 0x7861_7474;
+/// Size of an extended attribute block header.
+pub const XATTR_HEADER: usize = 16;
+/// Fixed part of an extended attribute entry.
+pub const XATTR_ENTRY_FIXED: usize = 4;
+
+/// The checksum of extended attribute block `b` of inode `ino` (checksum field skipped).
+pub fn xattr_checksum(b: &[u8], ino: u32, seed: u32) -> u32 {
+    let r = Reader::new(b);
+    let c = crc32c(crc32c(seed, &ino.to_le_bytes()), r.bytes(0, 12));
+    crc32c(
+        c,
+        r.bytes(XATTR_HEADER, BLOCK_SIZE.saturating_sub(XATTR_HEADER)),
+    )
+}
+
 /// The checksum of directory block `b` of directory `dir_ino` (checksum field as zero).
-fn dir_csum(b: &[u8], dir_ino: u32, seed: u32) -> u32 {
+pub fn dir_checksum(b: &[u8], dir_ino: u32, seed: u32) -> u32 {
     let r = Reader::new(b);
     let c = crc32c(crc32c(seed, &dir_ino.to_le_bytes()), r.bytes(0, 20));
     crc32c(
@@ -539,7 +561,7 @@ impl DirHeader {
         };
         let stored = r.u32(20);
         r.finish()?;
-        let sum = dir_csum(b, dir_ino, seed);
+        let sum = dir_checksum(b, dir_ino, seed);
         if stored != sum {
             return Err(corrupt(format_args!(
                 "directory {dir_ino}: block checksum {stored:#x}, computed {sum:#x}"
@@ -579,7 +601,7 @@ impl DirHeader {
 
     /// Stores the checksum of directory block `b`.
     pub fn seal(b: &mut [u8], dir_ino: u32, seed: u32) -> Result {
-        let sum = dir_csum(b, dir_ino, seed);
+        let sum = dir_checksum(b, dir_ino, seed);
         let mut w = Writer::new(b);
         w.u32(20, sum);
         w.finish()

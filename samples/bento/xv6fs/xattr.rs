@@ -7,17 +7,15 @@ use bento::types::xattr_flags;
 use bento::{Errno, Request, Result};
 
 use crate::fs::{State, Xv6Fs};
-use crate::layout::{corrupt, DiskInode, BLOCK_SIZE};
+use crate::layout::{
+    corrupt, xattr_checksum, DiskInode, BLOCK_SIZE, XATTR_ENTRY_FIXED, XATTR_HEADER, XATTR_MAGIC,
+};
 
 /// One attribute: namespace, name (without prefix), value.
 type Attr<'a> = (u8, &'a [u8], &'a [u8]);
 
 /// A visitor of attributes.
 type Visit<'f> = dyn FnMut(u8, &[u8], &[u8]) + 'f;
-
-const MAGIC: u32 = 0x7861_7474;
-const HEADER: usize = 16;
-const ENTRY_FIXED: usize = 4;
 
 /// Namespaces and their prefixes.
 const NAMESPACES: [(u8, &[u8]); 3] = [(1, b"user."), (4, b"trusted."), (6, b"security.")];
@@ -56,10 +54,13 @@ fn parse(b: &[u8], off: usize, used: usize, ino: u32) -> Result<(Attr<'_>, usize
     let ns = r.u8(off);
     let nlen = usize::from(r.u8(off.saturating_add(1)));
     let vlen = usize::from(r.u16(off.saturating_add(2)));
-    let name = r.bytes(off.saturating_add(ENTRY_FIXED), nlen);
-    let value = r.bytes(off.saturating_add(ENTRY_FIXED).saturating_add(nlen), vlen);
+    let name = r.bytes(off.saturating_add(XATTR_ENTRY_FIXED), nlen);
+    let value = r.bytes(
+        off.saturating_add(XATTR_ENTRY_FIXED).saturating_add(nlen),
+        vlen,
+    );
     let end = off
-        .saturating_add(ENTRY_FIXED)
+        .saturating_add(XATTR_ENTRY_FIXED)
         .saturating_add(nlen)
         .saturating_add(vlen);
     if r.finish().is_err() || end > used || nlen == 0 || prefix(ns).is_empty() {
@@ -73,20 +74,11 @@ fn header(b: &[u8], ino: u32, seed: u32) -> Result<usize> {
     let r = Reader::new(b);
     let used = usize::try_from(r.u32(8)).unwrap_or(usize::MAX);
     let stored = r.u32(12);
-    let sum = checksum(b, ino, seed);
-    if r.u32(0) != MAGIC || !(HEADER..=BLOCK_SIZE).contains(&used) || stored != sum {
+    let sum = xattr_checksum(b, ino, seed);
+    if r.u32(0) != XATTR_MAGIC || !(XATTR_HEADER..=BLOCK_SIZE).contains(&used) || stored != sum {
         return Err(corrupt(format_args!("inode {ino}: xattr block header")));
     }
     Ok(used)
-}
-
-fn checksum(b: &[u8], ino: u32, seed: u32) -> u32 {
-    let r = Reader::new(b);
-    let c = bento::crc32c::crc32c(
-        bento::crc32c::crc32c(seed, &ino.to_le_bytes()),
-        r.bytes(0, 12),
-    );
-    bento::crc32c::crc32c(c, r.bytes(HEADER, BLOCK_SIZE.saturating_sub(HEADER)))
 }
 
 /// Calls `f` for each entry of inode `ino`'s xattr block.
@@ -103,7 +95,7 @@ fn for_each(fs: &Xv6Fs, ino: u32, inode: &DiskInode, f: &mut Visit<'_>) -> Resul
     let buf = fs.dev.read(u64::from(inode.xattr_block))?;
     let g = buf.lock();
     let used = header(&g, ino, fs.seed)?;
-    let mut off = HEADER;
+    let mut off = XATTR_HEADER;
     while off < used {
         let ((ns, name, value), next) = parse(&g, off, used, ino)?;
         f(ns, name, value);
@@ -202,8 +194,8 @@ pub fn set(
     if value.is_some_and(|v| {
         v.len()
             > BLOCK_SIZE
-                .saturating_sub(HEADER)
-                .saturating_sub(ENTRY_FIXED)
+                .saturating_sub(XATTR_HEADER)
+                .saturating_sub(XATTR_ENTRY_FIXED)
     }) {
         return Err(Errno::E2BIG);
     }
@@ -220,12 +212,14 @@ pub fn set(
         return Err(Errno::ENODATA);
     }
     let mut img = bento::collections::Vec::zeroed(BLOCK_SIZE)?;
-    let mut off = HEADER;
+    let mut off = XATTR_HEADER;
     let mut overflow = false;
     let mut placed = value.is_none();
     let mut count = 0u32;
     let mut put = |img: &mut [u8], off: &mut usize, n: u8, k: &[u8], v: &[u8]| {
-        let len = ENTRY_FIXED.saturating_add(k.len()).saturating_add(v.len());
+        let len = XATTR_ENTRY_FIXED
+            .saturating_add(k.len())
+            .saturating_add(v.len());
         if off.saturating_add(len) > BLOCK_SIZE {
             overflow = true;
             return;
@@ -234,8 +228,12 @@ pub fn set(
         w.u8(*off, n);
         w.u8(off.saturating_add(1), u8::try_from(k.len()).unwrap_or(0));
         w.u16(off.saturating_add(2), u16::try_from(v.len()).unwrap_or(0));
-        w.bytes(off.saturating_add(ENTRY_FIXED), k);
-        w.bytes(off.saturating_add(ENTRY_FIXED).saturating_add(k.len()), v);
+        w.bytes(off.saturating_add(XATTR_ENTRY_FIXED), k);
+        w.bytes(
+            off.saturating_add(XATTR_ENTRY_FIXED)
+                .saturating_add(k.len()),
+            v,
+        );
         *off = off.saturating_add(len);
         count = count.saturating_add(1);
     };
@@ -272,11 +270,11 @@ pub fn set(
         return Ok(());
     }
     let mut w = Writer::new(&mut img);
-    w.u32(0, MAGIC);
+    w.u32(0, XATTR_MAGIC);
     w.u32(4, count);
     w.u32(8, u32::try_from(off).unwrap_or(0));
     w.finish()?;
-    let sum = checksum(&img, ino, fs.seed);
+    let sum = xattr_checksum(&img, ino, fs.seed);
     Writer::new(&mut img).u32(12, sum);
     let (b, fresh) = match inode.xattr_block {
         0 => {
