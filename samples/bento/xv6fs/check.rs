@@ -925,30 +925,7 @@ fn read_superblock(
             format_args!("superblock: block size {} is not {BLOCK_SIZE}", r.u32(20)),
         );
     }
-    let sb = Superblock {
-        compat: r.u32(8),
-        ro_compat: r.u32(12),
-        incompat: r.u32(16),
-        nblocks: r.u32(24),
-        ninodes: r.u32(28),
-        journal_start: r.u32(32),
-        journal_len: r.u32(36),
-        inode_bitmap_start: r.u32(40),
-        inode_bitmap_len: r.u32(44),
-        block_bitmap_start: r.u32(48),
-        block_bitmap_len: r.u32(52),
-        inode_table_start: r.u32(56),
-        inode_table_len: r.u32(60),
-        data_start: r.u32(64),
-        root_ino: r.u32(68),
-        orphan_head: r.u32(72),
-        state: r.u32(76),
-        mkfs_time: r.i64(80),
-        mount_time: r.i64(88),
-        write_time: r.i64(96),
-        uuid: r.array(104),
-        label: r.array(120),
-    };
+    let sb = Superblock::fields(&r);
     let stored = r.u32(252);
     let sum = crc32c(!0, r.bytes(0, 252));
     let reserved = r.bytes(152, 100).iter().any(|x| *x != 0);

@@ -182,7 +182,16 @@ impl Superblock {
                 r.u32(20)
             )));
         }
-        let sb = Superblock {
+        let sb = Superblock::fields(&r);
+        r.finish()?;
+        sb.validate()?;
+        Ok(sb)
+    }
+
+    /// The superblock's fields as stored, without any validation (fsck reports what is
+    /// wrong with them itself).
+    pub fn fields(r: &Reader<'_>) -> Superblock {
+        Superblock {
             compat: r.u32(8),
             ro_compat: r.u32(12),
             incompat: r.u32(16),
@@ -205,10 +214,7 @@ impl Superblock {
             write_time: r.i64(96),
             uuid: r.array(104),
             label: r.array(120),
-        };
-        r.finish()?;
-        sb.validate()?;
-        Ok(sb)
+        }
     }
 
     /// Checks that the regions are ordered, inside the device and large enough.
