@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use super::{Held, Shared};
+use super::{Held, Shared, State, Transaction};
 use crate::errno::{Errno, Result};
 use crate::fuse_backend::block::{lock, Buf};
 use crate::journal::Tid;
@@ -84,6 +84,19 @@ impl Handle<'_> {
     }
 
     /// Checks that `blocknr` may be journaled by this journal.
+    /// This handle's transaction, which must still be the running one: `EROFS` after an
+    /// abort, `EIO` if the handle outlived its transaction.
+    fn running<'s>(&self, s: &'s mut State) -> Result<&'s mut Transaction> {
+        if s.aborted.is_some() {
+            return Err(Errno::EROFS);
+        }
+        let tid = self.st.tid;
+        s.running.as_mut().filter(|t| t.tid == tid).ok_or_else(|| {
+            crate::error!("bento: journal: handle on transaction {tid} outlived it");
+            Errno::EIO
+        })
+    }
+
     fn check_block(&self, blocknr: u64) -> Result {
         let g = &self.j.geo;
         if blocknr >= g.start && blocknr - g.start < g.maxlen {
@@ -113,16 +126,7 @@ impl Handle<'_> {
         self.check_block(nr)?;
         {
             let mut s = lock(&self.j.state);
-            if s.aborted.is_some() {
-                return Err(Errno::EROFS);
-            }
-            let Some(t) = s.running.as_mut().filter(|t| t.tid == self.st.tid) else {
-                crate::error!(
-                    "bento: journal: handle on transaction {} outlived it",
-                    self.st.tid
-                );
-                return Err(Errno::EIO);
-            };
+            let t = self.running(&mut s)?;
             let tid = t.tid;
             if let std::collections::btree_map::Entry::Vacant(slot) = t.bufs.entry(nr) {
                 let Some(left) = self.st.credits.get().checked_sub(1) else {
@@ -145,16 +149,7 @@ impl Handle<'_> {
     pub(crate) fn revoke(&self, blocknr: u64) -> Result {
         self.check_block(blocknr)?;
         let mut s = lock(&self.j.state);
-        if s.aborted.is_some() {
-            return Err(Errno::EROFS);
-        }
-        let Some(t) = s.running.as_mut().filter(|t| t.tid == self.st.tid) else {
-            crate::error!(
-                "bento: journal: handle on transaction {} outlived it",
-                self.st.tid
-            );
-            return Err(Errno::EIO);
-        };
+        let t = self.running(&mut s)?;
         if t.revokes.contains(&blocknr) {
             return Ok(());
         }
