@@ -11,13 +11,18 @@
 
 use kernel::prelude::*;
 
+mod attr;
 mod call;
 mod context;
+mod data;
 mod dir;
 mod file;
 mod inode;
+mod journal;
+mod namei;
 mod registry;
 mod superblock;
+mod xattr;
 
 module! {
     type: BentoModule,
@@ -31,6 +36,7 @@ struct BentoModule;
 
 impl kernel::Module for BentoModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        inode::init_cache()?;
         registry::init()?;
         pr_info!(
             "framework ready (ops ABI {}, build {:016x})\n",

@@ -11,6 +11,7 @@ use kernel::error::{from_result, to_result};
 use kernel::prelude::*;
 use kernel::str::BStr;
 
+use crate::call::OnError;
 use crate::registry::{self, Impl, NAME_MAX};
 use crate::superblock;
 
@@ -25,6 +26,14 @@ pub(crate) struct Context {
     /// The implementation chosen in `get_tree`, with a module reference that
     /// `fill_super` moves into the superblock.
     pub(crate) imp: Option<Impl>,
+    /// `errors=` (also passed on to the file system).
+    pub(crate) on_error: OnError,
+}
+
+/// Whether `sb` was set up by `get_tree_bdev` (it has a block device).
+fn sb_has_bdev(sb: *mut bindings::super_block) -> bool {
+    // SAFETY: `sb` is the superblock being filled, valid for reads.
+    !sb.is_null() && !unsafe { (*sb).s_bdev }.is_null()
 }
 
 impl Context {
@@ -32,6 +41,7 @@ impl Context {
     pub(crate) fn mount_options(
         &self,
         fc: &bindings::fs_context,
+        sb: *mut bindings::super_block,
         read_only: bool,
     ) -> RawMountOptions {
         let (source, source_len) = if fc.source.is_null() {
@@ -47,6 +57,11 @@ impl Context {
             options: self.options.as_ptr(),
             options_len: self.options.len(),
             read_only,
+            sb: if sb_has_bdev(sb) {
+                sb.cast()
+            } else {
+                core::ptr::null_mut()
+            },
         }
     }
 
@@ -76,8 +91,36 @@ static CONTEXT_OPS: bindings::fs_context_operations = bindings::fs_context_opera
     parse_param: Some(parse_param),
     parse_monolithic: None,
     get_tree: Some(get_tree),
-    reconfigure: None,
+    reconfigure: Some(reconfigure),
 };
+
+/// `reconfigure` (`mount -o remount`): a switch between read-only and read-write goes
+/// to the file system; other options are kept as they were mounted.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid reconfiguration `fc` of a mounted bento superblock.
+unsafe extern "C" fn reconfigure(fc: *mut bindings::fs_context) -> i32 {
+    // SAFETY: VFS contract: `fc->root` is the mount's root, its superblock mounted.
+    unsafe {
+        let sb = (*(*fc).root).d_sb;
+        let want_ro = (*fc).sb_flags & bindings::SB_RDONLY as u32 != 0;
+        let is_ro = (*sb).s_flags & bindings::SB_RDONLY != 0;
+        if want_ro == is_ro || (*fc).sb_flags_mask & bindings::SB_RDONLY as u32 == 0 {
+            return 0;
+        }
+        let fs = superblock::fs_of(sb);
+        let ret = fs.call(|ops, inst| (ops.remount)(inst, want_ro));
+        if ret != 0 {
+            pr_err!(
+                "remount {}: the file system refused ({})\n",
+                if want_ro { "read-only" } else { "read-write" },
+                ret
+            );
+        }
+        ret
+    }
+}
 
 /// `init_fs_context` of every bento type.
 ///
@@ -94,6 +137,7 @@ pub(crate) unsafe extern "C" fn init_fs_context(fc: *mut bindings::fs_context) -
                 fs_name: KVec::new(),
                 options: KVec::new(),
                 imp: None,
+                on_error: OnError::default(),
             },
             GFP_KERNEL,
         )?;
@@ -185,6 +229,13 @@ unsafe extern "C" fn parse_param(
             ctx.fs_name = KVec::new();
             ctx.fs_name.extend_from_slice(name, GFP_KERNEL)?;
             return Ok(0);
+        }
+        if key == b"errors" {
+            let Some(on_error) = value.and_then(OnError::parse) else {
+                pr_err!("option errors=: want continue, remount-ro or panic\n");
+                return Err(EINVAL);
+            };
+            ctx.on_error = on_error;
         }
         push_option(&mut ctx.options, key, value)?;
         Ok(0)

@@ -21,6 +21,7 @@ pub(crate) static DIR_FILE_OPS: Table<bindings::file_operations> = Table({
     ops.iterate_shared = Some(iterate_shared);
     ops.read = Some(bindings::generic_read_dir);
     ops.llseek = Some(bindings::generic_file_llseek);
+    ops.fsync = Some(crate::file::fsync);
     ops
 });
 

@@ -6,19 +6,56 @@
 
 use core::ffi::c_void;
 
+use core::sync::atomic::Ordering;
+
+use bento::types::whence;
 use bento::Open;
 use kernel::bindings;
+use kernel::error::to_result;
+use kernel::prelude::*;
 
 use crate::call::{self, Table};
+use crate::data;
 use crate::dir::fh;
-use crate::inode::{fs, getattr};
+use crate::inode::{container, fs, getattr, refresh};
+use crate::xattr;
 
 pub(crate) static FILE_INODE_OPS: bindings::inode_operations = {
     // SAFETY: An all-zero table is valid: every operation is optional.
     let mut ops: bindings::inode_operations = unsafe { core::mem::zeroed() };
     ops.getattr = Some(getattr);
+    ops.setattr = Some(crate::attr::setattr);
+    ops.listxattr = Some(xattr::listxattr);
     ops
 };
+
+/// Device nodes, fifos and sockets.
+pub(crate) static SPECIAL_INODE_OPS: bindings::inode_operations = {
+    // SAFETY: An all-zero table is valid: every operation is optional.
+    let mut ops: bindings::inode_operations = unsafe { core::mem::zeroed() };
+    ops.getattr = Some(getattr);
+    ops.setattr = Some(crate::attr::setattr);
+    ops.listxattr = Some(xattr::listxattr);
+    ops
+};
+
+/// Regular files of block file systems: data through the page cache (`data`).
+pub(crate) static BLOCK_FILE_OPS: Table<bindings::file_operations> = Table({
+    // SAFETY: An all-zero table is valid: every operation is optional.
+    let mut ops: bindings::file_operations = unsafe { core::mem::zeroed() };
+    ops.open = Some(open);
+    ops.release = Some(release);
+    ops.flush = Some(flush);
+    ops.read_iter = Some(bindings::generic_file_read_iter);
+    ops.write_iter = Some(bindings::generic_file_write_iter);
+    ops.splice_read = Some(bindings::filemap_splice_read);
+    ops.splice_write = Some(bindings::iter_file_splice_write);
+    ops.mmap = Some(data::mmap);
+    ops.fsync = Some(fsync);
+    ops.llseek = Some(llseek);
+    ops.fallocate = Some(fallocate);
+    ops
+});
 
 pub(crate) static FILE_FILE_OPS: Table<bindings::file_operations> = Table({
     // SAFETY: An all-zero table is valid: every operation is optional.
@@ -73,6 +110,156 @@ unsafe extern "C" fn release(inode: *mut bindings::inode, file: *mut bindings::f
         let (ino, fh) = ((*inode).i_ino as u64, fh(file));
         fs(inode).call(|ops, fs| (ops.release)(fs, &req, ino, fh))
     }
+}
+
+/// `flush`: each `close` of an open file.
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+unsafe extern "C" fn flush(file: *mut bindings::file, _id: bindings::fl_owner_t) -> i32 {
+    let req = call::request();
+    // SAFETY: `file` is an open bento file (VFS contract).
+    unsafe {
+        let inode = (*file).f_inode;
+        let (ino, fh) = ((*inode).i_ino as u64, fh(file));
+        fs(inode).call(|ops, fs| (ops.flush)(fs, &req, ino, fh))
+    }
+}
+
+/// `fsync` of files and directories: write the file's dirty pages back and wait, then
+/// let the file system make them and its metadata durable (a journal commit).
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+pub(crate) unsafe extern "C" fn fsync(
+    file: *mut bindings::file,
+    start: i64,
+    end: i64,
+    datasync: i32,
+) -> i32 {
+    // SAFETY: `file` is an open bento file (VFS contract).
+    unsafe {
+        let ret = bindings::file_write_and_wait_range(file, start, end);
+        if ret != 0 {
+            return ret;
+        }
+        let inode = (*file).f_inode;
+        let dir = (*inode).i_mode & 0o170000 == 0o040000;
+        let req = call::request();
+        let (ino, fh) = ((*inode).i_ino as u64, fh(file));
+        fs(inode).call(|ops, fs| (ops.fsync)(fs, &req, ino, fh, datasync != 0, dir))
+    }
+}
+
+/// `llseek`: `SEEK_DATA`/`SEEK_HOLE` ask the file system (dirty data is always
+/// allocated, so its map is complete); the rest is generic.
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+unsafe extern "C" fn llseek(file: *mut bindings::file, offset: i64, wh: i32) -> i64 {
+    if wh != whence::SEEK_DATA && wh != whence::SEEK_HOLE {
+        // SAFETY: VFS contract.
+        return unsafe { bindings::generic_file_llseek(file, offset, wh) };
+    }
+    let req = call::request();
+    let mut out = 0i64;
+    // SAFETY: `file` is an open bento file (VFS contract).
+    unsafe {
+        let inode = (*file).f_inode;
+        let (ino, fh) = ((*inode).i_ino as u64, fh(file));
+        let ret = fs(inode).call(|ops, fs| (ops.lseek)(fs, &req, ino, fh, offset, wh, &mut out));
+        if ret != 0 {
+            return ret.into();
+        }
+        bindings::vfs_setpos(file, out, (*(*inode).i_sb).s_maxbytes)
+    }
+}
+
+/// `fallocate`: allocation is the file system's; for a punched hole the framework
+/// first zeroes the partial blocks at its edges and drops the page cache over it.
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+unsafe extern "C" fn fallocate(
+    file: *mut bindings::file,
+    mode: i32,
+    offset: i64,
+    len: i64,
+) -> isize {
+    // SAFETY: `file` is an open bento file (VFS contract).
+    unsafe {
+        let inode = (*file).f_inode;
+        bindings::bento_inode_lock(inode);
+        let r = fallocate_locked(file, inode, mode, offset, len);
+        bindings::bento_inode_unlock(inode);
+        match r {
+            Ok(()) => 0,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+}
+
+/// # Safety
+///
+/// `file` must be an open file of `inode`, a locked block-backed regular file.
+unsafe fn fallocate_locked(
+    file: *mut bindings::file,
+    inode: *mut bindings::inode,
+    mode: i32,
+    offset: i64,
+    len: i64,
+) -> Result {
+    let end = offset.checked_add(len).ok_or(EFBIG)?;
+    let punch = mode & bindings::BENTO_FALLOC_FL_PUNCH_HOLE != 0;
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        let mapping = (*inode).i_mapping;
+        let bs = 1i64 << (*inode).i_blkbits;
+        if punch {
+            let size = bindings::i_size_read(inode);
+            let (start, stop) = (offset.min(size), end.min(size));
+            let first_full = (start + bs - 1) & !(bs - 1);
+            let last_full = stop & !(bs - 1);
+            if first_full > last_full {
+                // Within one block.
+                data::zero_range(inode, start, (stop - start) as u32)?;
+            } else {
+                data::zero_range(inode, start, (first_full - start) as u32)?;
+                data::zero_range(inode, last_full, (stop - last_full) as u32)?;
+            }
+            to_result(bindings::filemap_write_and_wait_range(
+                mapping,
+                offset,
+                end - 1,
+            ))?;
+            bindings::bento_invalidate_lock(mapping, false);
+            if last_full > first_full {
+                bindings::truncate_pagecache_range(inode, first_full, last_full - 1);
+            }
+        }
+        let req = call::request();
+        let (ino, fh) = ((*inode).i_ino as u64, fh(file));
+        let r =
+            to_result(fs(inode).call(|ops, fs| {
+                (ops.fallocate)(fs, &req, ino, fh, offset as u64, len as u64, mode)
+            }));
+        if punch {
+            bindings::bento_invalidate_unlock(mapping, false);
+        }
+        r?;
+        if mode & bindings::BENTO_FALLOC_FL_KEEP_SIZE == 0 && end > bindings::i_size_read(inode) {
+            bindings::i_size_write(inode, end);
+            container(inode)
+                .disk_size
+                .fetch_max(end as u64, Ordering::Relaxed);
+        }
+        let _ = refresh(inode);
+    }
+    Ok(())
 }
 
 /// Fills one locked page-cache folio by calling the file system's `read`, zeroing what

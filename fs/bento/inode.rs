@@ -5,14 +5,130 @@
 //! The VFS inode is the framework's: a file system sees an inode number and gets one
 //! `forget` when the inode is evicted (not one per lookup).
 
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+use bento::abi::FLAG_BLOCK_DEVICE;
 use bento::{Attr, Entry, Errno, FileType};
 use kernel::bindings;
 use kernel::error::to_result;
 use kernel::prelude::*;
 
 use crate::call::{self, Fs};
-use crate::superblock::fs_of;
-use crate::{dir, file};
+use crate::superblock::{fs_of, journal_of};
+use crate::{data, dir, file, namei, xattr};
+
+/// The framework's inode: the VFS inode plus what the framework keeps per inode.
+///
+/// # Invariants
+///
+/// Allocated only by [`alloc_inode`] from [`INODE_CACHE`]; `jinode` is initialised for
+/// `vfs` (`jbd2_journal_init_jbd_inode`) before the inode is used.
+#[repr(C)]
+pub(crate) struct BentoInode {
+    /// data=ordered tracking of this inode's data in jbd2 transactions.
+    pub(crate) jinode: bindings::jbd2_inode,
+    /// The size the file system has recorded (for regular files of block file systems,
+    /// the VFS size leads: writes grow it, `dirty_inode` passes it on).
+    pub(crate) disk_size: AtomicU64,
+    /// Blocks `write_begin` just allocated, as a bit mask from block `new_first`, so
+    /// that `get_block` marks their buffers new (serialised by `i_rwsem`).
+    pub(crate) new_blocks: AtomicU64,
+    /// See `new_blocks`.
+    pub(crate) new_first: AtomicU64,
+    /// The VFS inode.
+    pub(crate) vfs: bindings::inode,
+}
+
+/// The slab cache of [`BentoInode`]s, created once at boot.
+static INODE_CACHE: AtomicPtr<bindings::kmem_cache> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Creates the inode cache (at framework init).
+pub(crate) fn init_cache() -> Result {
+    // SAFETY: The name is a static NUL-terminated string; `inode_init_once_ctor` is a
+    // valid constructor for objects of this size.
+    let cache = unsafe {
+        bindings::bento_inode_cache_create(
+            c"bento_inode_cache".as_ptr().cast(),
+            core::mem::size_of::<BentoInode>() as u32,
+            Some(inode_init_once_ctor),
+        )
+    };
+    if cache.is_null() {
+        return Err(ENOMEM);
+    }
+    INODE_CACHE.store(cache, Ordering::Release);
+    Ok(())
+}
+
+/// # Safety
+///
+/// Called by the slab allocator on a new object of [`INODE_CACHE`].
+unsafe extern "C" fn inode_init_once_ctor(p: *mut core::ffi::c_void) {
+    let bi = p.cast::<BentoInode>();
+    // SAFETY: `p` is an object of the cache, so a `BentoInode`-sized allocation.
+    unsafe { bindings::inode_init_once(core::ptr::addr_of_mut!((*bi).vfs)) };
+}
+
+/// The container of a VFS inode.
+///
+/// # Safety
+///
+/// `inode` must be an inode of a bento superblock (so allocated by [`alloc_inode`]).
+pub(crate) unsafe fn container<'a>(inode: *const bindings::inode) -> &'a BentoInode {
+    let off = core::mem::offset_of!(BentoInode, vfs);
+    // SAFETY: By the caller's guarantee `inode` is the `vfs` field of a `BentoInode`.
+    unsafe { &*inode.cast::<u8>().sub(off).cast::<BentoInode>() }
+}
+
+/// `alloc_inode`.
+///
+/// # Safety
+///
+/// Called by the VFS for a bento superblock.
+pub(crate) unsafe extern "C" fn alloc_inode(
+    sb: *mut bindings::super_block,
+) -> *mut bindings::inode {
+    let cache = INODE_CACHE.load(Ordering::Acquire);
+    // SAFETY: `cache` was created at init; `sb` is live.
+    let bi = unsafe { bindings::bento_alloc_inode_sb(sb, cache) }.cast::<BentoInode>();
+    if bi.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: `bi` is a fresh object of the cache; the VFS part was set up by the
+    // constructor and is finished by `inode_init_always` after we return.
+    unsafe {
+        let vfs = core::ptr::addr_of_mut!((*bi).vfs);
+        // INVARIANT: `jinode` is initialised for this inode.
+        bindings::jbd2_journal_init_jbd_inode(core::ptr::addr_of_mut!((*bi).jinode), vfs);
+        core::ptr::addr_of_mut!((*bi).disk_size).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).new_blocks).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).new_first).write(AtomicU64::new(0));
+        vfs
+    }
+}
+
+/// `free_inode` (after an RCU grace period).
+///
+/// # Safety
+///
+/// Called by the VFS with an inode made by [`alloc_inode`].
+pub(crate) unsafe extern "C" fn free_inode(inode: *mut bindings::inode) {
+    // SAFETY: By the caller's guarantee `inode` sits in a `BentoInode` of the cache.
+    unsafe {
+        let bi = (container(inode) as *const BentoInode).cast_mut();
+        bindings::kmem_cache_free(INODE_CACHE.load(Ordering::Acquire), bi.cast());
+    }
+}
+
+/// Whether the superblock's file system serves data from a block device.
+///
+/// # Safety
+///
+/// `sb` must be a mounted bento superblock.
+pub(crate) unsafe fn block_backed(sb: *const bindings::super_block) -> bool {
+    // SAFETY: By the caller's guarantee.
+    unsafe { fs_of(sb) }.ops.flags & FLAG_BLOCK_DEVICE != 0
+}
 
 /// The file system instance that owns `inode`.
 ///
@@ -24,12 +140,13 @@ pub(crate) unsafe fn fs<'a>(inode: *const bindings::inode) -> &'a Fs {
     unsafe { fs_of((*inode).i_sb) }
 }
 
-/// Copies `attr` into the VFS inode.
+/// Copies `attr` into the VFS inode. The size is left alone when `keep_size` is set
+/// (regular files of block file systems, whose VFS size leads).
 ///
 /// # Safety
 ///
 /// `inode` must be valid, and new or locked against concurrent attribute updates.
-unsafe fn set_attr(inode: *mut bindings::inode, attr: &Attr) {
+unsafe fn set_attr(inode: *mut bindings::inode, attr: &Attr, keep_size: bool) {
     // SAFETY: By the caller's guarantee.
     unsafe {
         let i = &mut *inode;
@@ -37,7 +154,9 @@ unsafe fn set_attr(inode: *mut bindings::inode, attr: &Attr) {
         bindings::i_uid_write(inode, attr.uid);
         bindings::i_gid_write(inode, attr.gid);
         bindings::set_nlink(inode, attr.nlink);
-        bindings::i_size_write(inode, attr.size as i64);
+        if !keep_size {
+            bindings::i_size_write(inode, attr.size as i64);
+        }
         i.i_blocks = attr.blocks;
         i.i_atime_sec = attr.atime.sec;
         i.i_atime_nsec = attr.atime.nsec;
@@ -63,12 +182,21 @@ pub(crate) fn iget(sb: *mut bindings::super_block, attr: &Attr) -> Result<*mut b
     }
     // SAFETY: The inode is new and locked (I_NEW) until `unlock_new_inode`.
     unsafe {
-        set_attr(inode, attr);
+        set_attr(inode, attr, false);
+        container(inode)
+            .disk_size
+            .store(attr.size, Ordering::Relaxed);
+        let block = block_backed(sb);
         let i = &mut *inode;
         match attr.kind {
             FileType::Directory => {
                 i.i_op = &dir::DIR_INODE_OPS;
                 i.__bindgen_anon_3.i_fop = &dir::DIR_FILE_OPS.0;
+            }
+            FileType::RegularFile if block => {
+                i.i_op = &file::FILE_INODE_OPS;
+                i.__bindgen_anon_3.i_fop = &file::BLOCK_FILE_OPS.0;
+                (*i.i_mapping).a_ops = &data::BLOCK_AOPS;
             }
             FileType::RegularFile => {
                 i.i_op = &file::FILE_INODE_OPS;
@@ -76,14 +204,12 @@ pub(crate) fn iget(sb: *mut bindings::super_block, attr: &Attr) -> Result<*mut b
                 (*i.i_mapping).a_ops = &file::FILE_AOPS;
             }
             FileType::Symlink => {
-                // Symbolic links arrive with the kernel xv6fs; until then refuse them
-                // rather than serve them wrong.
-                bindings::iget_failed(inode);
-                return Err(call::errno(Errno::EOPNOTSUPP));
+                i.i_op = &namei::SYMLINK_INODE_OPS;
             }
             _ => {
-                i.i_op = &file::FILE_INODE_OPS;
-                bindings::init_special_inode(inode, attr.mode() as _, attr.rdev);
+                i.i_op = &file::SPECIAL_INODE_OPS;
+                let rdev = bindings::bento_decode_dev(attr.rdev);
+                bindings::init_special_inode(inode, attr.mode() as _, rdev);
             }
         }
         bindings::unlock_new_inode(inode);
@@ -100,6 +226,12 @@ pub(crate) unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
     // SAFETY: `inode` is being evicted: valid and unused (VFS contract).
     unsafe {
         bindings::truncate_inode_pages_final(&mut (*inode).i_data);
+        let journal = journal_of((*inode).i_sb);
+        if !journal.is_null() {
+            // Waits until no committing transaction still writes this inode's data.
+            let jinode = core::ptr::addr_of!(container(inode).jinode).cast_mut();
+            bindings::jbd2_journal_release_jbd_inode(journal, jinode);
+        }
         bindings::clear_inode(inode);
         let ino = (*inode).i_ino as u64;
         fs(inode).call(|ops, fs| (ops.forget)(fs, ino));
@@ -147,7 +279,7 @@ unsafe extern "C" fn lookup(
 }
 
 /// Refreshes the VFS inode from the file system's attributes.
-fn refresh(inode: *mut bindings::inode) -> Result {
+pub(crate) fn refresh(inode: *mut bindings::inode) -> Result {
     let req = call::request();
     let mut attr = core::mem::MaybeUninit::<Attr>::uninit();
     // SAFETY: `inode` is live; `attr` is writable.
@@ -164,8 +296,21 @@ fn refresh(inode: *mut bindings::inode) -> Result {
     }
     // SAFETY: Attribute updates from the file system are whole-inode snapshots; the
     // VFS tolerates concurrent readers of these fields (as FUSE does).
-    unsafe { set_attr(inode, &attr) };
+    unsafe { update(inode, &attr) };
     Ok(())
+}
+
+/// Copies attributes the file system returned into a live VFS inode.
+///
+/// # Safety
+///
+/// `inode` must be a live bento inode.
+pub(crate) unsafe fn update(inode: *mut bindings::inode, attr: &Attr) {
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        let keep_size = block_backed((*inode).i_sb) && attr.kind == FileType::RegularFile;
+        set_attr(inode, attr, keep_size);
+    }
 }
 
 /// # Safety
@@ -194,5 +339,15 @@ pub(crate) const fn dir_inode_ops() -> bindings::inode_operations {
     let mut ops: bindings::inode_operations = unsafe { core::mem::zeroed() };
     ops.lookup = Some(lookup);
     ops.getattr = Some(getattr);
+    ops.setattr = Some(crate::attr::setattr);
+    ops.listxattr = Some(xattr::listxattr);
+    ops.create = Some(namei::create);
+    ops.mknod = Some(namei::mknod);
+    ops.mkdir = Some(namei::mkdir);
+    ops.unlink = Some(namei::unlink);
+    ops.rmdir = Some(namei::rmdir);
+    ops.symlink = Some(namei::symlink);
+    ops.rename = Some(namei::rename);
+    ops.link = Some(namei::link);
     ops
 }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Superblocks: `fill_super`, `kill_sb` and the superblock operations.
 
-use bento::abi::Instance;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use bento::abi::{Instance, FLAG_BLOCK_DEVICE};
 use bento::{Attr, Statfs, ROOT_INO};
 use kernel::bindings;
 use kernel::error::{from_result, to_result};
@@ -24,16 +26,30 @@ const BENTO_MAGIC: u64 = 0x4245_4e54;
 pub(crate) struct SbInfo {
     imp: Impl,
     pub(crate) fs: Fs,
+    /// The jbd2 journal the file system loaded on this superblock's device, if any
+    /// (set and cleared by the `bento` journal service, see `journal.rs`).
+    pub(crate) journal: AtomicPtr<bindings::journal_t>,
 }
 
 impl Drop for SbInfo {
     fn drop(&mut self) {
-        if !self.fs.inst.is_null() {
-            // SAFETY: No inode or call of this superblock is left (it is being killed),
-            // so the instance can go.
-            self.fs.call(|ops, fs| unsafe { (ops.unmount)(fs) });
-        }
+        unmount(self);
         registry::put(self.imp);
+    }
+}
+
+/// The journal of a bento superblock (null if the file system has none).
+///
+/// # Safety
+///
+/// `sb` must be a bento superblock whose `fill_super` started and that is not yet
+/// killed.
+pub(crate) unsafe fn journal_of(sb: *const bindings::super_block) -> *mut bindings::journal_t {
+    // SAFETY: By the caller's guarantee `s_fs_info` is our `SbInfo`.
+    unsafe {
+        (*(*sb).s_fs_info.cast::<SbInfo>())
+            .journal
+            .load(Ordering::Acquire)
     }
 }
 
@@ -51,10 +67,99 @@ pub(crate) unsafe fn fs_of<'a>(sb: *const bindings::super_block) -> &'a Fs {
 static SUPER_OPS: bindings::super_operations = {
     // SAFETY: An all-zero table is valid: every operation is optional.
     let mut ops: bindings::super_operations = unsafe { core::mem::zeroed() };
+    ops.alloc_inode = Some(inode::alloc_inode);
+    ops.free_inode = Some(inode::free_inode);
     ops.statfs = Some(statfs);
     ops.evict_inode = Some(inode::evict_inode);
+    ops.dirty_inode = Some(crate::attr::dirty_inode);
+    ops.put_super = Some(put_super);
+    ops.sync_fs = Some(sync_fs);
+    ops.freeze_fs = Some(freeze_fs);
+    ops.unfreeze_fs = Some(unfreeze_fs);
     ops
 };
+
+/// `freeze_fs`: the VFS has stopped writers and synced; hold off new transactions and
+/// checkpoint the journal, so the frozen device holds a clean file system (for
+/// snapshots), as ext4 does.
+///
+/// # Safety
+///
+/// Called by the VFS on a mounted bento superblock.
+unsafe extern "C" fn freeze_fs(sb: *mut bindings::super_block) -> i32 {
+    // SAFETY: `sb` is mounted (VFS contract).
+    let journal = unsafe { journal_of(sb) };
+    if journal.is_null() {
+        return 0;
+    }
+    // SAFETY: The journal stays loaded while the superblock is mounted; updates are
+    // unlocked again by `unfreeze_fs` (or below on failure).
+    unsafe {
+        bindings::jbd2_journal_lock_updates(journal);
+        let ret = bindings::jbd2_journal_flush(journal, 0);
+        if ret != 0 {
+            bindings::jbd2_journal_unlock_updates(journal);
+        }
+        ret
+    }
+}
+
+/// `unfreeze_fs`.
+///
+/// # Safety
+///
+/// Called by the VFS on a bento superblock frozen by `freeze_fs`.
+unsafe extern "C" fn unfreeze_fs(sb: *mut bindings::super_block) -> i32 {
+    // SAFETY: `sb` is mounted and frozen (VFS contract).
+    unsafe {
+        let journal = journal_of(sb);
+        if !journal.is_null() {
+            bindings::jbd2_journal_unlock_updates(journal);
+        }
+    }
+    0
+}
+
+/// Unmounts the file system instance. Called once every inode is gone, while the block
+/// device is still open: the instance may write (its journal) as it goes.
+fn unmount(info: &mut SbInfo) {
+    if !info.fs.inst.is_null() {
+        // SAFETY: No inode or call of this superblock is left, so the instance can go.
+        info.fs.call(|ops, fs| unsafe { (ops.unmount)(fs) });
+        info.fs.inst = core::ptr::null_mut();
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS on a bento superblock that was filled.
+unsafe extern "C" fn put_super(sb: *mut bindings::super_block) {
+    // SAFETY: `s_fs_info` is our `SbInfo`; the superblock is being shut down, so no
+    // call runs concurrently.
+    unsafe { unmount(&mut *(*sb).s_fs_info.cast::<SbInfo>()) };
+}
+
+/// `sync_fs`: commit the journal (data=ordered writes the data first) and, when asked,
+/// wait for it.
+///
+/// # Safety
+///
+/// Called by the VFS on a mounted bento superblock.
+unsafe extern "C" fn sync_fs(sb: *mut bindings::super_block, wait: i32) -> i32 {
+    // SAFETY: `sb` is mounted (VFS contract).
+    let journal = unsafe { journal_of(sb) };
+    if journal.is_null() {
+        return 0;
+    }
+    let mut tid: bindings::tid_t = 0;
+    // SAFETY: The journal stays loaded while the superblock is mounted.
+    unsafe {
+        if bindings::jbd2_journal_start_commit(journal, &mut tid) != 0 && wait != 0 {
+            return bindings::jbd2_log_wait_commit(journal, tid);
+        }
+    }
+    0
+}
 
 /// Fills a new superblock: mounts the file system instance and reads the root inode.
 ///
@@ -76,7 +181,10 @@ pub(crate) unsafe extern "C" fn fill_super(
                 fs: Fs {
                     ops: imp.ops,
                     inst: core::ptr::null_mut(),
+                    sb,
+                    on_error: ctx.on_error,
                 },
+                journal: AtomicPtr::new(core::ptr::null_mut()),
             },
             GFP_KERNEL,
         )?;
@@ -87,20 +195,44 @@ pub(crate) unsafe extern "C" fn fill_super(
         sbr.s_op = &SUPER_OPS;
         sbr.s_magic = BENTO_MAGIC as _;
         sbr.s_maxbytes = bindings::MAX_LFS_FILESIZE as _;
-        sbr.s_blocksize = bindings::PAGE_SIZE as _;
-        sbr.s_blocksize_bits = bindings::PAGE_SHIFT as _;
+        if imp.ops.flags & FLAG_BLOCK_DEVICE == 0 {
+            // Block file systems set their block size on the device when they open it.
+            sbr.s_blocksize = bindings::PAGE_SIZE as _;
+            sbr.s_blocksize_bits = bindings::PAGE_SHIFT as _;
+        }
         sbr.s_time_gran = 1;
+        sbr.s_xattr = crate::xattr::HANDLERS.0.as_ptr();
 
         let read_only = sbr.s_flags & bindings::SB_RDONLY != 0;
         // SAFETY: `fc` is valid.
-        let opts = ctx.mount_options(unsafe { &*fc }, read_only);
+        let opts = ctx.mount_options(unsafe { &*fc }, sb, read_only);
         let mut inst: Instance = core::ptr::null_mut();
         // SAFETY: `info` is live; `opts` borrows buffers that outlive the call.
         let fs = unsafe { &mut (*info).fs };
         // SAFETY: The table's contract: valid options, `inst` valid for writes.
         to_result(fs.call(|ops, _| unsafe { (ops.mount)(&opts, &mut inst) }))?;
         fs.inst = inst;
+        // SAFETY: `info` is live and `sb` is being filled.
+        let r = unsafe { root(sb, &mut *info) };
+        if r.is_err() {
+            // Unmount now, while the block device is still open (`kill_sb` releases it
+            // before it frees `info`).
+            // SAFETY: `info` is live; no inode of `sb` refers to the instance any more.
+            unsafe { unmount(&mut *info) };
+        }
+        r
+    })
+}
 
+/// Reads the root inode and makes the root dentry.
+///
+/// # Safety
+///
+/// `sb` must be the superblock being filled, `info` its `SbInfo`, with a mounted
+/// instance.
+unsafe fn root(sb: *mut bindings::super_block, info: &mut SbInfo) -> Result<i32> {
+    let fs = &info.fs;
+    {
         let req = call::request();
         let mut attr = core::mem::MaybeUninit::<Attr>::uninit();
         to_result(fs.call(|ops, fs| {
@@ -115,9 +247,10 @@ pub(crate) unsafe extern "C" fn fill_super(
         if dentry.is_null() {
             return Err(ENOMEM);
         }
-        sbr.s_root = dentry;
+        // SAFETY: `sb` is being filled by us.
+        unsafe { (*sb).s_root = dentry };
         Ok(0)
-    })
+    }
 }
 
 /// `kill_sb` of every bento type.

@@ -17,10 +17,10 @@ use core::mem::size_of;
 
 use crate::errno::{Errno, Result};
 use crate::fs::{DirSink, FileSystem, MountOptions};
-use crate::types::{Attr, Entry, FileType, Ino, Open, OpenFlags, Request, Statfs};
+use crate::types::{Attr, Entry, Extent, FileType, Ino, Open, OpenFlags, Request, SetAttr, Statfs};
 
 /// Version of this table's layout and calling conventions. Bump on any change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Fingerprint of the sizes of every type that crosses the table.
 pub const LAYOUT: u64 = (size_of::<FsOps>() as u64)
@@ -28,7 +28,9 @@ pub const LAYOUT: u64 = (size_of::<FsOps>() as u64)
     | ((size_of::<Entry>() as u64) << 24)
     | ((size_of::<Open>() as u64) << 36)
     | ((size_of::<Statfs>() as u64) << 44)
-    | ((size_of::<Request>() as u64) << 56);
+    | ((size_of::<Request>() as u64) << 56)
+        ^ ((size_of::<SetAttr>() as u64) << 4)
+        ^ ((size_of::<Extent>() as u64) << 16);
 
 /// Identifies the build of the `bento` crate. The kernel build sets `BENTO_BUILD_ID`
 /// (a hash of this crate's sources and the kernel configuration); modules embed the value
@@ -87,6 +89,8 @@ pub struct RawMountOptions {
     pub options_len: usize,
     /// Mounted read-only.
     pub read_only: bool,
+    /// The `struct super_block` of a [`FLAG_BLOCK_DEVICE`] mount (null otherwise).
+    pub sb: *mut c_void,
 }
 
 /// Opaque pointer to a mounted file system instance.
@@ -111,6 +115,8 @@ pub struct FsOps {
     pub state_version: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
+    /// [`FileSystem::DATA_CREDITS`].
+    pub data_credits: u32,
     /// Creates an instance; on success stores it in `out`.
     pub mount: unsafe extern "C" fn(opts: *const RawMountOptions, out: *mut Instance) -> i32,
     /// Destroys an instance after the last inode is gone.
@@ -182,6 +188,178 @@ pub struct FsOps {
     /// [`FileSystem::statfs`].
     pub statfs:
         unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, out: *mut Statfs) -> i32,
+    /// [`FileSystem::setattr`]. `SetAttr` is not `repr(C)`: both sides are compiled
+    /// against the same `bento` build (checked through [`BUILD_ID`]).
+    pub setattr: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        set: *const SetAttr,
+        out: *mut Attr,
+    ) -> i32,
+    /// [`FileSystem::mknod`].
+    pub mknod: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        parent: Ino,
+        name: *const u8,
+        len: usize,
+        mode: u32,
+        rdev: u32,
+        out: *mut Entry,
+    ) -> i32,
+    /// [`FileSystem::mkdir`].
+    pub mkdir: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        parent: Ino,
+        name: *const u8,
+        len: usize,
+        mode: u32,
+        out: *mut Entry,
+    ) -> i32,
+    /// [`FileSystem::unlink`].
+    pub unlink: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        parent: Ino,
+        name: *const u8,
+        len: usize,
+    ) -> i32,
+    /// [`FileSystem::rmdir`].
+    pub rmdir: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        parent: Ino,
+        name: *const u8,
+        len: usize,
+    ) -> i32,
+    /// [`FileSystem::symlink`].
+    pub symlink: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        parent: Ino,
+        name: *const u8,
+        len: usize,
+        target: *const u8,
+        target_len: usize,
+        out: *mut Entry,
+    ) -> i32,
+    /// [`FileSystem::rename`].
+    pub rename: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        parent: Ino,
+        name: *const u8,
+        len: usize,
+        newparent: Ino,
+        newname: *const u8,
+        newlen: usize,
+        flags: u32,
+    ) -> i32,
+    /// [`FileSystem::link`].
+    pub link: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        newparent: Ino,
+        newname: *const u8,
+        newlen: usize,
+        out: *mut Entry,
+    ) -> i32,
+    /// [`FileSystem::write`]; the length written goes to `out`.
+    pub write: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        fh: u64,
+        off: u64,
+        buf: *const u8,
+        len: usize,
+        flags: OpenFlags,
+        out: *mut usize,
+    ) -> i32,
+    /// [`FileSystem::flush`].
+    pub flush: unsafe extern "C" fn(fs: Instance, req: *const Request, ino: Ino, fh: u64) -> i32,
+    /// [`FileSystem::fsync`], or [`FileSystem::fsyncdir`] when `dir` is set.
+    pub fsync: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        fh: u64,
+        datasync: bool,
+        dir: bool,
+    ) -> i32,
+    /// [`FileSystem::setxattr`].
+    pub setxattr: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        name: *const u8,
+        len: usize,
+        value: *const u8,
+        value_len: usize,
+        flags: i32,
+    ) -> i32,
+    /// [`FileSystem::getxattr`]; the value length goes to `out`.
+    pub getxattr: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        name: *const u8,
+        len: usize,
+        buf: *mut u8,
+        buf_len: usize,
+        out: *mut usize,
+    ) -> i32,
+    /// [`FileSystem::listxattr`]; the list length goes to `out`.
+    pub listxattr: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        buf: *mut u8,
+        buf_len: usize,
+        out: *mut usize,
+    ) -> i32,
+    /// [`FileSystem::removexattr`].
+    pub removexattr: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        name: *const u8,
+        len: usize,
+    ) -> i32,
+    /// [`FileSystem::fallocate`].
+    pub fallocate: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        fh: u64,
+        off: u64,
+        len: u64,
+        mode: i32,
+    ) -> i32,
+    /// [`FileSystem::lseek`]; the new offset goes to `out`.
+    pub lseek: unsafe extern "C" fn(
+        fs: Instance,
+        req: *const Request,
+        ino: Ino,
+        fh: u64,
+        off: i64,
+        whence: i32,
+        out: *mut i64,
+    ) -> i32,
+    /// [`FileSystem::remount`].
+    pub remount: unsafe extern "C" fn(fs: Instance, read_only: bool) -> i32,
+    /// [`FileSystem::map_blocks`].
+    pub map_blocks: unsafe extern "C" fn(
+        fs: Instance,
+        ino: Ino,
+        file_block: u64,
+        count: u32,
+        create: bool,
+        out: *mut Extent,
+    ) -> i32,
 }
 
 // SAFETY: The table is immutable after construction: function pointers and a pointer to a
@@ -205,6 +383,7 @@ impl FsOps {
             version,
             state_version,
             flags,
+            data_credits: T::DATA_CREDITS,
             mount: mount::<T>,
             unmount: unmount::<T>,
             lookup: lookup::<T>,
@@ -218,6 +397,25 @@ impl FsOps {
             readdir: readdir::<T>,
             releasedir: releasedir::<T>,
             statfs: statfs::<T>,
+            setattr: setattr::<T>,
+            mknod: mknod::<T>,
+            mkdir: mkdir::<T>,
+            unlink: unlink::<T>,
+            rmdir: rmdir::<T>,
+            symlink: symlink::<T>,
+            rename: rename::<T>,
+            link: link::<T>,
+            write: write::<T>,
+            flush: flush::<T>,
+            fsync: fsync::<T>,
+            setxattr: setxattr::<T>,
+            getxattr: getxattr::<T>,
+            listxattr: listxattr::<T>,
+            removexattr: removexattr::<T>,
+            fallocate: fallocate::<T>,
+            lseek: lseek::<T>,
+            remount: remount::<T>,
+            map_blocks: map_blocks::<T>,
         }
     }
 }
@@ -282,6 +480,8 @@ unsafe extern "C" fn mount<T: FileSystem>(opts: *const RawMountOptions, out: *mu
         )
     };
     let opts = MountOptions::new(source, options, raw.read_only);
+    #[cfg(kernel)]
+    let opts = opts.with_sb(raw.sb);
     let r = T::mount(&opts).and_then(crate::backend::box_into_raw);
     // SAFETY: `out` is valid for writes.
     unsafe { put(out, r.map(|p| p as Instance)) }
@@ -479,6 +679,391 @@ unsafe extern "C" fn statfs<T: FileSystem>(
 ) -> i32 {
     // SAFETY: See the trampolines' contract above.
     unsafe { put(out, this::<T>(fs).statfs(&*req, ino)) }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above (`set` is valid for reads).
+unsafe extern "C" fn setattr<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    set: *const SetAttr,
+    out: *mut Attr,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { put(out, this::<T>(fs).setattr(&*req, ino, &*set)) }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn mknod<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    parent: Ino,
+    name: *const u8,
+    len: usize,
+    mode: u32,
+    rdev: u32,
+    out: *mut Entry,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let r = this::<T>(fs).mknod(&*req, parent, bytes(name, len), mode, rdev);
+        put(out, r)
+    }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn mkdir<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    parent: Ino,
+    name: *const u8,
+    len: usize,
+    mode: u32,
+    out: *mut Entry,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        put(
+            out,
+            this::<T>(fs).mkdir(&*req, parent, bytes(name, len), mode),
+        )
+    }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn unlink<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    parent: Ino,
+    name: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).unlink(&*req, parent, bytes(name, len)) })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn rmdir<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    parent: Ino,
+    name: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).rmdir(&*req, parent, bytes(name, len)) })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn symlink<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    parent: Ino,
+    name: *const u8,
+    len: usize,
+    target: *const u8,
+    target_len: usize,
+    out: *mut Entry,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let r = this::<T>(fs).symlink(&*req, parent, bytes(name, len), bytes(target, target_len));
+        put(out, r)
+    }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn rename<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    parent: Ino,
+    name: *const u8,
+    len: usize,
+    newparent: Ino,
+    newname: *const u8,
+    newlen: usize,
+    flags: u32,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe {
+        this::<T>(fs).rename(
+            &*req,
+            parent,
+            bytes(name, len),
+            newparent,
+            bytes(newname, newlen),
+            flags,
+        )
+    })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn link<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    newparent: Ino,
+    newname: *const u8,
+    newlen: usize,
+    out: *mut Entry,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let r = this::<T>(fs).link(&*req, ino, newparent, bytes(newname, newlen));
+        put(out, r)
+    }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn write<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+    off: u64,
+    buf: *const u8,
+    len: usize,
+    flags: OpenFlags,
+    out: *mut usize,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let r = this::<T>(fs)
+            .write(&*req, ino, fh, off, bytes(buf, len), flags)
+            .and_then(|n| check_len(n, len));
+        put(out, r)
+    }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn flush<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).flush(&*req, ino, fh) })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn fsync<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+    datasync: bool,
+    dir: bool,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    let (fs, req) = unsafe { (this::<T>(fs), &*req) };
+    ret(if dir {
+        fs.fsyncdir(req, ino, fh, datasync)
+    } else {
+        fs.fsync(req, ino, fh, datasync)
+    })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn setxattr<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    name: *const u8,
+    len: usize,
+    value: *const u8,
+    value_len: usize,
+    flags: i32,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe {
+        this::<T>(fs).setxattr(&*req, ino, bytes(name, len), bytes(value, value_len), flags)
+    })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above (`buf` may be null when
+/// `buf_len` is 0).
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn getxattr<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    name: *const u8,
+    len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    out: *mut usize,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let buf = bytes_mut(buf, buf_len);
+        let r = this::<T>(fs).getxattr(&*req, ino, bytes(name, len), buf);
+        put(
+            out,
+            r.and_then(|n| {
+                if buf_len == 0 {
+                    Ok(n)
+                } else {
+                    check_len(n, buf_len)
+                }
+            }),
+        )
+    }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above (`buf` may be null when
+/// `buf_len` is 0).
+unsafe extern "C" fn listxattr<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    buf: *mut u8,
+    buf_len: usize,
+    out: *mut usize,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe {
+        let r = this::<T>(fs).listxattr(&*req, ino, bytes_mut(buf, buf_len));
+        put(
+            out,
+            r.and_then(|n| {
+                if buf_len == 0 {
+                    Ok(n)
+                } else {
+                    check_len(n, buf_len)
+                }
+            }),
+        )
+    }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn removexattr<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    name: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).removexattr(&*req, ino, bytes(name, len)) })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn fallocate<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+    off: u64,
+    len: u64,
+    mode: i32,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs).fallocate(&*req, ino, fh, off, len, mode) })
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn lseek<T: FileSystem>(
+    fs: Instance,
+    req: *const Request,
+    ino: Ino,
+    fh: u64,
+    off: i64,
+    whence: i32,
+    out: *mut i64,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { put(out, this::<T>(fs).lseek(&*req, ino, fh, off, whence)) }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn map_blocks<T: FileSystem>(
+    fs: Instance,
+    ino: Ino,
+    file_block: u64,
+    count: u32,
+    create: bool,
+    out: *mut Extent,
+) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    let r = unsafe { this::<T>(fs) }
+        .map_blocks(ino, file_block, count, create)
+        .and_then(|e| {
+            // A mapping of no blocks, or a hole where allocation was asked for, would
+            // send the framework's block mapping astray: refuse it.
+            if e.len == 0 || (create && e.disk_block == 0) {
+                Err(Errno::EIO)
+            } else {
+                Ok(e)
+            }
+        });
+    // SAFETY: `out` is valid for writes.
+    unsafe { put(out, r) }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn remount<T: FileSystem>(fs: Instance, read_only: bool) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    ret(unsafe { this::<T>(fs) }.remount(read_only))
+}
+
+/// Builds a mutable byte slice from a raw pointer and length, empty when `len` is 0.
+///
+/// # Safety
+///
+/// When `len > 0`, `ptr` must be valid for reads and writes of `len` bytes for `'a`.
+unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> &'a mut [u8] {
+    if len == 0 {
+        return &mut [];
+    }
+    // SAFETY: By the caller's guarantee.
+    unsafe { core::slice::from_raw_parts_mut(ptr, len) }
 }
 
 /// A file system claiming to have filled more than the buffer is a bug in it: refuse the

@@ -35,6 +35,23 @@
 //! `sync_dirty_buffer`, `sync_blockdev`). In userspace it is an image file or a block
 //! device node read and written with `pread`/`pwrite`, with its own cache; the userspace
 //! constructor is `BlockDevice::open` (in the FUSE backend).
+//!
+//! Where the kernel backend differs:
+//! - The device comes from the mount (`MountOptions::open_device`, which sets the block
+//!   size of the block device's cache: call it before using any buffer).
+//!   [`BlockDevice::read_only`] is also true on a read-only mount.
+//! - The cache is the block device's page cache, bounded by memory pressure.
+//! - A block from [`BlockDevice::get`] that was not cached holds whatever its page held
+//!   (not zeros) until written; it counts as up to date once [`Buffer::mark_dirty`] or
+//!   the journal ([`crate::journal::Handle::modify`] or `create`, which zeroes it first)
+//!   wrote it.
+//! - Buffers marked dirty are written back by the kernel's writeback and by
+//!   [`BlockDevice::sync`]/[`Buffer::sync`], but **not** before journal commits: jbd2
+//!   orders only the file data filed with [`crate::journal::Handle::order_data`]. (File
+//!   data does not go through buffers in the kernel, and [`BlockDevice::zero_blocks`] is
+//!   synchronous.) [`Buffer::mark_dirty`] of a block the journal holds (changed by a
+//!   transaction not yet checkpointed) is refused with a log line: a dirty bit on a
+//!   journaled buffer breaks jbd2.
 
 #![deny(missing_docs)]
 
@@ -80,6 +97,16 @@ impl BlockDevice {
     /// cached). Fails with `EIO` past the end of the device.
     pub fn get(&self, blocknr: u64) -> Result<Buffer> {
         self.inner.get(blocknr).map(|inner| Buffer { inner })
+    }
+
+    /// Fills blocks `[first, first + count)` with zeros on the device, for blocks just
+    /// allocated to a file (`fallocate`): file data is never written through buffers,
+    /// because the framework caches it elsewhere (the kernel's page cache). In the kernel
+    /// this is `sb_issue_zeroout`, done when it returns; in userspace the zeros go through
+    /// the cache and are written before the next journal commit (data=ordered). `EIO`
+    /// past the end of the device.
+    pub fn zero_blocks(&self, first: u64, count: u64) -> Result {
+        self.inner.zero_blocks(first, count)
     }
 
     /// Writes every dirty unjournaled buffer back and flushes the device's write cache:

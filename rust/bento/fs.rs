@@ -30,6 +30,27 @@ pub struct MountOptions<'a> {
     /// [`MountOptions::open_device`] opens `source`.
     #[cfg(not(kernel))]
     pub device: Option<&'a crate::block::BlockDevice>,
+    /// The framework's superblock (`struct super_block *`) of a block-device mount, or
+    /// null; [`MountOptions::open_device`] makes the device from it.
+    #[cfg(kernel)]
+    pub(crate) sb: *mut core::ffi::c_void,
+}
+
+#[cfg(kernel)]
+impl MountOptions<'_> {
+    /// The mounted block device, with its block size set to `block_size` (the framework
+    /// opened it for the mount). `ENOTBLK` for a file system not declared with
+    /// `FLAG_BLOCK_DEVICE`, `EINVAL` for a block size the device cannot use.
+    pub fn open_device(&self, block_size: usize) -> Result<crate::block::BlockDevice> {
+        if self.sb.is_null() {
+            return Err(Errno::ENOTBLK);
+        }
+        let sb = self.sb.cast();
+        // SAFETY: The framework passes the superblock being mounted, live until the
+        // instance made by this mount is unmounted (which drops every device handle).
+        let inner = unsafe { crate::backend::block::Device::from_super(sb, block_size) }?;
+        Ok(crate::block::BlockDevice { inner })
+    }
 }
 
 #[cfg(not(kernel))]
@@ -69,7 +90,16 @@ impl<'a> MountOptions<'a> {
             read_only,
             #[cfg(not(kernel))]
             device: None,
+            #[cfg(kernel)]
+            sb: core::ptr::null_mut(),
         }
+    }
+
+    /// Options with the framework's superblock (kernel build, see `abi`).
+    #[cfg(kernel)]
+    pub(crate) fn with_sb(mut self, sb: *mut core::ffi::c_void) -> Self {
+        self.sb = sb;
+        self
     }
 
     /// Iterates over the fs-specific options as `(key, value)` pairs.
@@ -124,6 +154,8 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     }
 
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at EOF).
+    /// For file systems without a [`FileSystem::block_device`] (the framework reads
+    /// block-backed ones through [`FileSystem::map_blocks`]).
     fn read(
         &self,
         _req: &Request,
@@ -239,7 +271,8 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
         Err(Errno::ENOSYS)
     }
 
-    /// Writes `data` at `offset`; returns how many bytes were written.
+    /// Writes `data` at `offset`; returns how many bytes were written. For file systems
+    /// without a [`FileSystem::block_device`], like [`FileSystem::read`].
     fn write(
         &self,
         _req: &Request,
@@ -298,7 +331,13 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     }
 
     /// Allocates (mode 0 or `FALLOC_FL_KEEP_SIZE`) or deallocates
-    /// (`FALLOC_FL_PUNCH_HOLE`) the byte range.
+    /// (`FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`) the byte range.
+    ///
+    /// A block-backed file system (see [`FileSystem::map_blocks`]) zeroes the blocks it
+    /// allocates with [`BlockDevice::zero_blocks`](crate::block::BlockDevice::zero_blocks).
+    /// When punching a hole, the framework has already zeroed the partial blocks at the
+    /// edges of the range within the file size; the file system frees the blocks lying
+    /// wholly inside `[offset, min(offset + length, size))` and touches no data.
     fn fallocate(
         &self,
         _req: &Request,
@@ -342,10 +381,68 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
         Err(Errno::ENOSYS)
     }
 
-    /// Maps `count` blocks of file `ino` from `file_block` to disk blocks, allocating
-    /// them when `create` is set (in a journal transaction the file system starts).
-    /// Block-backed file systems implement this; the framework then moves file data
-    /// between the page cache and the device itself.
+    /// The block device of a block-backed file system (the one its `mount` opened),
+    /// `None` (the default) for others.
+    ///
+    /// A file system that returns its device must implement
+    /// [`FileSystem::map_blocks`]: the framework then moves file data itself and never
+    /// calls [`FileSystem::read`] or [`FileSystem::write`]. In the kernel the data lives
+    /// in the page cache; the FUSE backend serves `read` and `write` through
+    /// `map_blocks` and this device's block cache, and does what the kernel does around
+    /// truncation and hole punching (zeroing partial blocks), so both builds behave the
+    /// same.
+    fn block_device(&self) -> Option<&crate::block::BlockDevice> {
+        None
+    }
+
+    /// Journal credits the framework reserves around each buffered write and
+    /// `page_mkwrite` of a block-backed file system with a journal (0: none). The
+    /// framework starts a journal handle with these credits before it locks the page
+    /// and stops it after the data is in the page and the size recorded, as ext4 does,
+    /// so the allocating transaction cannot commit before the new blocks' data is
+    /// dirty in the page cache (data=ordered then writes it first). The file system's
+    /// own `Journal::start` calls in `map_blocks` and `setattr` nest in that handle and
+    /// share these credits: give enough for one `map_blocks` allocation plus one
+    /// `setattr`. A file system using this must start its journal handles before
+    /// taking its own locks (jbd2's rule), since the framework's handle is outermost.
+    const DATA_CREDITS: u32 = 0;
+
+    /// The mount is switched between read-only and read-write (`mount -o remount,ro`
+    /// or `rw`). Going read-only, the framework has synced the file system already.
+    /// The default refuses (`EOPNOTSUPP`).
+    fn remount(&self, _read_only: bool) -> Result {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Maps up to `count` (≥ 1) blocks of regular file `ino`, from `file_block`, to
+    /// disk blocks: returns the first run, either blocks mapped contiguously on the
+    /// disk (`disk_block` is the first) or a hole (`disk_block` 0), at most `count`
+    /// long and at least 1.
+    ///
+    /// Block-backed file systems implement this (and [`FileSystem::block_device`]).
+    /// **The file system maps file blocks, it never touches file data bytes**: the
+    /// framework caches file data elsewhere (the kernel's page cache), so reading or
+    /// writing a file data block through [`BlockDevice`](crate::block::BlockDevice)
+    /// buffers would make a second, aliased copy whose writeback can overwrite newer
+    /// data. The framework does all data I/O, zeroes partial blocks on truncation and
+    /// hole punching, and updates the size and times after a write (with
+    /// [`FileSystem::setattr`]). The one exception is
+    /// [`BlockDevice::zero_blocks`](crate::block::BlockDevice::zero_blocks) on blocks
+    /// the file system has just allocated without data (`fallocate`).
+    ///
+    /// - Without `create`, nothing is allocated.
+    /// - With `create`, a hole at `file_block` is filled: the file system allocates
+    ///   blocks in a journal transaction it starts and stops itself (of bounded size),
+    ///   calls [`Handle::order_data`](crate::journal::Handle::order_data)`(ino,
+    ///   byte_offset, byte_len)` for the new blocks inside that transaction (data=ordered:
+    ///   the allocation must not commit before the data is written), updates its block
+    ///   pointers and returns the run with [`Extent::new`] set: the blocks hold garbage
+    ///   until the framework writes them. The size is not changed. An already mapped
+    ///   `file_block` is returned as without `create`. `ENOSPC` when not even one block
+    ///   could be allocated.
+    /// - Map (and allocate) as long a run as possible, up to `count`: the framework
+    ///   calls once per run, and one call (and transaction) per block would make bulk
+    ///   I/O slow.
     fn map_blocks(
         &self,
         _ino: Ino,

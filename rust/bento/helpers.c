@@ -12,6 +12,12 @@
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/xattr.h>
+#include <linux/kdev_t.h>
+
+#include "services_helpers.c"
 
 bool rust_helper_dir_emit(struct dir_context *ctx, const char *name, int namelen,
 			  u64 ino, unsigned int type)
@@ -81,6 +87,133 @@ const unsigned char *rust_helper_bento_dentry_name(const struct dentry *dentry, 
 {
 	*len = dentry->d_name.len;
 	return dentry->d_name.name;
+}
+
+/* The cache of framework inode containers (fs/bento/inode.rs). */
+struct kmem_cache *rust_helper_bento_inode_cache_create(const char *name, unsigned int size,
+							 void (*ctor)(void *))
+{
+	return kmem_cache_create(name, size, 0, SLAB_RECLAIM_ACCOUNT | SLAB_ACCOUNT, ctor);
+}
+
+void *rust_helper_bento_alloc_inode_sb(struct super_block *sb, struct kmem_cache *cache)
+{
+	return alloc_inode_sb(sb, cache, GFP_KERNEL);
+}
+
+void rust_helper_bento_set_delayed_kfree(struct delayed_call *done, void *buf)
+{
+	set_delayed_call(done, kfree_link, buf);
+}
+
+/* setattr_copy's rule for the mode: drop S_ISGID unless the caller may keep it. */
+umode_t rust_helper_bento_setattr_mode(struct mnt_idmap *idmap, struct inode *inode,
+				       const struct iattr *attr)
+{
+	umode_t mode = attr->ia_mode;
+	vfsgid_t vfsgid = (attr->ia_valid & ATTR_GID) ? attr->ia_vfsgid :
+							  i_gid_into_vfsgid(idmap, inode);
+
+	if (!S_ISDIR(inode->i_mode) && !in_group_or_capable(idmap, inode, vfsgid))
+		mode &= ~S_ISGID;
+	return mode;
+}
+
+u32 rust_helper_bento_iattr_uid(struct mnt_idmap *idmap, struct inode *inode,
+				const struct iattr *attr)
+{
+	return from_kuid(&init_user_ns, from_vfsuid(idmap, i_user_ns(inode), attr->ia_vfsuid));
+}
+
+u32 rust_helper_bento_iattr_gid(struct mnt_idmap *idmap, struct inode *inode,
+				const struct iattr *attr)
+{
+	return from_kgid(&init_user_ns, from_vfsgid(idmap, i_user_ns(inode), attr->ia_vfsgid));
+}
+
+/* Device numbers cross to file systems in the 32-bit userspace encoding (as FUSE's). */
+u32 rust_helper_bento_encode_dev(dev_t dev)
+{
+	return new_encode_dev(dev);
+}
+
+dev_t rust_helper_bento_decode_dev(u32 dev)
+{
+	return new_decode_dev(dev);
+}
+
+void rust_helper_bento_map_bh(struct buffer_head *bh, struct super_block *sb, sector_t block,
+			      size_t size, bool new)
+{
+	map_bh(bh, sb, block);
+	bh->b_size = size;
+	if (new)
+		set_buffer_new(bh);
+}
+
+void rust_helper_bento_file_mmap(struct file *file, struct vm_area_struct *vma,
+				 const struct vm_operations_struct *ops)
+{
+	file_accessed(file);
+	vma->vm_ops = ops;
+}
+
+void rust_helper_bento_sb_start_pagefault(struct super_block *sb)
+{
+	sb_start_pagefault(sb);
+}
+
+void rust_helper_bento_sb_end_pagefault(struct super_block *sb)
+{
+	sb_end_pagefault(sb);
+}
+
+/* block_page_mkwrite()'s result as a fault code (0: the folio is locked). */
+vm_fault_t rust_helper_bento_block_page_mkwrite_return(int err)
+{
+	return err ? vmf_fs_error(err) : VM_FAULT_LOCKED;
+}
+
+void rust_helper_bento_invalidate_lock(struct address_space *mapping, bool shared)
+{
+	if (shared)
+		filemap_invalidate_lock_shared(mapping);
+	else
+		filemap_invalidate_lock(mapping);
+}
+
+void rust_helper_bento_invalidate_unlock(struct address_space *mapping, bool shared)
+{
+	if (shared)
+		filemap_invalidate_unlock_shared(mapping);
+	else
+		filemap_invalidate_unlock(mapping);
+}
+
+void rust_helper_bento_folio_zero_range(struct folio *folio, size_t start, size_t len)
+{
+	folio_zero_range(folio, start, len);
+}
+
+/* errors=remount-ro, as ext4 does it: the flag alone (the journal is aborted first). */
+void rust_helper_bento_sb_set_rdonly(struct super_block *sb)
+{
+	WRITE_ONCE(sb->s_flags, sb->s_flags | SB_RDONLY);
+}
+
+struct folio *rust_helper_bento_page_folio(struct page *page)
+{
+	return page_folio(page);
+}
+
+void rust_helper_bento_inode_lock(struct inode *inode)
+{
+	inode_lock(inode);
+}
+
+void rust_helper_bento_inode_unlock(struct inode *inode)
+{
+	inode_unlock(inode);
 }
 
 #endif /* CONFIG_BENTO_FS */

@@ -44,6 +44,29 @@
 //! passes (find the end of the log, collect revoke records, replay the blocks that were
 //! not revoked), checking every checksum; the log ends at the first transaction that is
 //! incomplete or whose commit block does not verify.
+//!
+//! # In the kernel
+//!
+//! The journal is jbd2 on the mounted device, handed to the framework, which commits it
+//! on `sync_fs`/`fsync` and writes ordered file data ([`Handle::order_data`]) before each
+//! commit. Where the kernel differs from the userspace implementation:
+//! - Calling the journal while holding a buffer lock, or modifying a block whose lock
+//!   the thread holds, deadlocks instead of failing with `EINVAL` (the kernel does not
+//!   know who holds a buffer lock). [`Journal::force_commit`] fails with `EINVAL` on a
+//!   thread holding a handle on any journal.
+//! - Dirty unjournaled buffers are not written before commits: only the file data filed
+//!   with [`Handle::order_data`] is (see [`crate::block`]).
+//! - [`Journal::format`] and [`Journal::recover`] (mkfs and fsck) fail with `EOPNOTSUPP`.
+//!   [`Journal::recovery`] reports `was_dirty`, `first_tid` and `end_tid`; the block
+//!   and record counts stay 0 (jbd2 does not report them).
+//! - A handle's limit is jbd2's: `credits` plus one block per revoke-record block
+//!   (`revokes` divided by the records per block, rounded up) may not exceed
+//!   [`Journal::max_credits`]. [`Journal::start`] fails with `EROFS` on a read-only
+//!   mount too.
+//! - [`Handle::revoke`] of a block already revoked in an uncommitted transaction is a
+//!   no-op when the block is cached, and uses another revoke credit otherwise.
+//! - An error of jbd2's `dirty_metadata` after the closure ran (an aborted journal)
+//!   leaves the change in the buffer but not in the transaction.
 
 #![deny(missing_docs)]
 
@@ -275,6 +298,17 @@ impl Handle<'_> {
     /// none is left (as jbd2).
     pub fn revoke(&self, blocknr: u64) -> Result {
         self.inner.revoke(blocknr)
+    }
+
+    /// Orders file data with this transaction (data=ordered): bytes `[offset, offset +
+    /// len)` of file `ino` were just given newly allocated blocks by this handle, so the
+    /// transaction must not commit before that data is on disk, or a crash would leave
+    /// the file pointing at stale blocks. Call it from `map_blocks` when allocating. In
+    /// the kernel it files the inode's `jbd2_inode` in the transaction
+    /// (`jbd2_journal_inode_ranged_write`); in userspace every commit writes all dirty
+    /// data first anyway.
+    pub fn order_data(&self, ino: crate::types::Ino, offset: u64, len: u64) -> Result {
+        self.inner.order_data(ino, offset, len)
     }
 
     /// Makes the transaction synchronous: the stop of the last handle on it commits it

@@ -2,7 +2,9 @@
 //! Kernel backend: allocation, logging and module registration with fs/bento, and the
 //! kernel halves of the `collections` and `sync` services.
 
+pub(crate) mod block;
 pub(crate) mod btree_map;
+pub(crate) mod journal;
 pub(crate) mod rwsem;
 pub(crate) mod vec;
 
@@ -41,6 +43,9 @@ pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
     unsafe { call_printk(fmt, crate::__LOG_PREFIX, format_args!("{args}\n")) }
 }
 
+// `FsOps` holds functions taking `*const SetAttr`, a Rust type: both sides are built
+// against the same `bento` (the build id is checked at registration).
+#[allow(improper_ctypes)]
 extern "C" {
     // Exported by fs/bento (fs/bento/exports.c).
     fn bento_register_fs(ops: *const FsOps, owner: *mut c_void) -> i32;
@@ -78,6 +83,8 @@ pub fn unregister(ops: &'static FsOps) {
 ///     name: "hello",
 ///     version: 1,
 ///     description: "Hello world file system",
+///     // Optional: `bento::abi::FLAG_BLOCK_DEVICE` for a file system on a block device.
+///     flags: 0,
 /// }
 /// ```
 #[macro_export]
@@ -87,7 +94,8 @@ macro_rules! module_fs {
         type: $t:ty,
         name: $name:literal,
         version: $ver:literal,
-        description: $desc:literal $(,)?
+        description: $desc:literal
+        $(, flags: $flags:expr)? $(,)?
     ) => {
         #[cfg(not(MODULE))]
         compile_error!("a bento file system is a loadable module: build it as =m");
@@ -97,7 +105,12 @@ macro_rules! module_fs {
 
         #[doc(hidden)]
         static __BENTO_OPS: $crate::abi::FsOps =
-            $crate::abi::FsOps::new::<$t>(concat!($name, "\0").as_bytes(), $ver, 0, 0);
+            $crate::abi::FsOps::new::<$t>(
+                concat!($name, "\0").as_bytes(),
+                $ver,
+                0,
+                0 $(| $flags)?,
+            );
 
         #[doc(hidden)]
         mod __bento_module {

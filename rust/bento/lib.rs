@@ -15,16 +15,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod abi;
-// The kernel backend of `block` and `journal` (buffer heads and jbd2) is not written
-// yet; until it is, these two services exist in the userspace build only.
-#[cfg(not(kernel))]
 pub mod block;
 pub mod bytes;
 pub mod collections;
 pub mod crc32c;
 pub mod errno;
 pub mod fs;
-#[cfg(not(kernel))]
 pub mod journal;
 pub mod log;
 pub mod sync;

@@ -18,6 +18,7 @@ use fuser::{
 
 use crate::errno::Result;
 use crate::fs::{DirSink, FileSystem};
+use crate::fuse_backend::data;
 use crate::types::{
     Attr, Entry, FileType, Ino, Open, Request, SetAttr, TimeSet, Timespec, ROOT_INO,
 };
@@ -281,10 +282,15 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
             let Some(rest) = buf.get_mut(filled..) else {
                 break;
             };
-            match self
-                .fs
-                .read(&request(req), ino.0, fh.0, offset + filled as u64, rest)
-            {
+            // Block-backed file systems through `map_blocks` and the block cache.
+            match data::read(
+                &self.fs,
+                &request(req),
+                ino.0,
+                fh.0,
+                offset + filled as u64,
+                rest,
+            ) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if filled == 0 => return reply.error(e.into()),
@@ -389,7 +395,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
             ctime: ctime.map(timespec),
             fh: fh.map(|f| f.0),
         };
-        match self.fs.setattr(&request(req), ino.0, &set) {
+        match data::setattr(&self.fs, &request(req), ino.0, &set) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
             Err(e) => reply.error(e.into()),
         }
@@ -538,10 +544,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self
-            .fs
-            .write(&request(req), ino.0, fh.0, offset, data, flags.0)
-        {
+        match data::write(&self.fs, &request(req), ino.0, fh.0, offset, data, flags.0) {
             // `data` is at most max_write (1 MiB) long, so the count fits.
             Ok(n) => reply.written(u32::try_from(n).unwrap_or(u32::MAX)),
             Err(e) => reply.error(e.into()),
@@ -647,8 +650,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         reply: ReplyEmpty,
     ) {
         empty(
-            self.fs
-                .fallocate(&request(req), ino.0, fh.0, offset, length, mode),
+            data::fallocate(&self.fs, &request(req), ino.0, fh.0, offset, length, mode),
             reply,
         )
     }

@@ -278,6 +278,16 @@ impl Device {
         })
     }
 
+    pub(crate) fn zero_blocks(&self, first: u64, count: u64) -> Result {
+        let end = first.checked_add(count).ok_or(Errno::EIO)?;
+        for nr in first..end {
+            let b = self.get(nr)?;
+            b.lock().fill(0);
+            b.mark_dirty();
+        }
+        Ok(())
+    }
+
     pub(crate) fn sync(&self) -> Result {
         let wb = self.write_dirty();
         let fl = self.flush();

@@ -3,11 +3,14 @@
 //!
 //! The FUSE program of a sample is a mount helper (see [`args`]). The adapter plays the
 //! part fs/bento plays in the kernel: it owns the session, counts lookups so that the file
-//! system sees one final `forget` per inode, and turns typed results into replies.
+//! system sees one final `forget` per inode, and turns typed results into replies. For
+//! block-backed file systems it also moves file data, in [`data`], as fs/bento does with
+//! the page cache.
 
 mod adapter;
 pub mod args;
 pub mod block;
+pub mod data;
 pub(crate) mod journal;
 mod session;
 
@@ -63,7 +66,8 @@ macro_rules! module_fs {
         type: $t:ty,
         name: $name:literal,
         version: $ver:literal,
-        description: $desc:literal $(,)?
+        description: $desc:literal
+        $(, flags: $flags:expr)? $(,)?
     ) => {
         /// Runs the file system as a FUSE mount helper.
         pub fn main() -> std::process::ExitCode {

@@ -95,6 +95,20 @@ impl Bitmap {
         goal: Option<u32>,
         usable: &dyn Fn(u32) -> bool,
     ) -> Result<u32> {
+        self.alloc_run(dev, h, goal, 1, usable).map(|(n, _)| n)
+    }
+
+    /// Allocates a run of up to `max` (at least 1) consecutive free objects: the first
+    /// free one at or after `goal` (as [`Bitmap::alloc`] finds it) and the free, usable
+    /// ones right after it, within its bitmap block. Returns the first and the count.
+    pub fn alloc_run(
+        &mut self,
+        dev: &BlockDevice,
+        h: &Handle<'_>,
+        goal: Option<u32>,
+        max: u32,
+        usable: &dyn Fn(u32) -> bool,
+    ) -> Result<(u32, u32)> {
         if self.free == 0 {
             return Err(Errno::ENOSPC);
         }
@@ -115,21 +129,30 @@ impl Bitmap {
             let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
             let found = {
                 let g = buf.lock();
-                (from.max(self.first)..to).find(|&n| {
+                let is_free = |n: u32| {
                     let (_, byte, mask) = bit_location(n);
                     g.get(byte).is_some_and(|b| b & mask == 0) && usable(n)
+                };
+                (from.max(self.first)..to).find(|&n| is_free(n)).map(|n| {
+                    let limit = n.saturating_add(max.clamp(1, self.free)).min(to);
+                    let end = (n.saturating_add(1)..limit)
+                        .find(|&m| !is_free(m))
+                        .unwrap_or(limit);
+                    (n, end.saturating_sub(n))
                 })
             };
-            let Some(n) = found else { continue };
-            let (_, byte, mask) = bit_location(n);
+            let Some((n, count)) = found else { continue };
             h.modify(&buf, |b| {
-                if let Some(x) = b.get_mut(byte) {
-                    *x |= mask;
+                for m in n..n.saturating_add(count) {
+                    let (_, byte, mask) = bit_location(m);
+                    if let Some(x) = b.get_mut(byte) {
+                        *x |= mask;
+                    }
                 }
             })?;
-            self.free = self.free.saturating_sub(1);
-            self.hint = n.saturating_add(1);
-            return Ok(n);
+            self.free = self.free.saturating_sub(count);
+            self.hint = n.saturating_add(count);
+            return Ok((n, count));
         }
         // Free objects exist but all await the commit of their freeing: make room.
         Err(Errno::ENOSPC)

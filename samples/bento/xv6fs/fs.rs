@@ -10,14 +10,15 @@ use bento::journal::{Handle, Journal};
 use bento::sync::RwLock;
 use bento::types::{rename_flags, whence, xattr_flags};
 use bento::{
-    new_inode_owner, Attr, DirSink, Entry, Errno, FileSystem, FileType, Ino, MountOptions, Open,
-    OpenFlags, Request, Result, SetAttr, Statfs, TimeSet, Timespec,
+    new_inode_owner, Attr, DirSink, Entry, Errno, Extent, FileSystem, FileType, Ino, MountOptions,
+    Open, OpenFlags, Request, Result, SetAttr, Statfs, TimeSet, Timespec,
 };
 
 use crate::alloc::Bitmap;
 use crate::dir;
 use crate::dir::DirStore;
 use crate::hash::siphash13;
+use crate::inode::{FREE_BUDGET, REVOKE_BUDGET};
 use crate::layout::{
     corrupt, DiskInode, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64, FLAG_INLINE_SYMLINK,
     INCOMPAT_SUPPORTED, INLINE_SYMLINK_MAX, NAME_MAX, ROOT_INO, RO_COMPAT_SUPPORTED, STATE_CLEAN,
@@ -132,7 +133,7 @@ impl Xv6Fs {
     /// needed), its xattr block, its number; and takes it off the orphan list.
     fn release_inode(&self, st: &mut State, ino: u32) -> Result {
         loop {
-            let h = self.journal.start_with_revokes(NS_CREDITS, NS_CREDITS)?;
+            let h = self.journal.start_with_revokes(NS_CREDITS, REVOKE_BUDGET)?;
             let mut inode = self.iread(ino)?;
             let done = if inode.flags & FLAG_INLINE_SYMLINK != 0 {
                 true
@@ -190,7 +191,7 @@ impl Xv6Fs {
     fn truncate_blocks(&self, st: &mut State, ino: u32, size: u64) -> Result {
         let keep = size.div_ceil(BLOCK_SIZE_U64);
         loop {
-            let h = self.journal.start_with_revokes(NS_CREDITS, NS_CREDITS)?;
+            let h = self.journal.start_with_revokes(NS_CREDITS, REVOKE_BUDGET)?;
             let mut inode = self.iget(ino)?;
             let done = self.free_from(st, &h, ino, &mut inode, keep)?;
             self.iput(&h, ino, &inode)?;
@@ -277,7 +278,8 @@ impl Xv6Fs {
             return Err(Errno::EMLINK);
         }
         let pattr = self.attr(parent, &pi)?;
-        let h = self.journal.start(NS_CREDITS)?;
+        // Revokes: undoing a failed make frees the new inode's block (metadata).
+        let h = self.journal.start_with_revokes(NS_CREDITS, REVOKE_BUDGET)?;
         let ino = st.inodes.alloc(&self.dev, &h, None, &|_| true)?;
         let (uid, gid, perm) = new_inode_owner(req, &pattr, kind, mode);
         let now = bento::time::now();
@@ -347,108 +349,6 @@ impl Xv6Fs {
             self.orphan_add(h, st, ino, &mut inode)?;
         }
         self.iput(h, ino, &inode)
-    }
-
-    /// Reads file data from `offset` into `buf`.
-    fn read_data(
-        &self,
-        ino: u32,
-        inode: &mut DiskInode,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize> {
-        if offset >= inode.size {
-            return Ok(0);
-        }
-        let len = u64::try_from(buf.len())
-            .unwrap_or(u64::MAX)
-            .min(inode.size.saturating_sub(offset));
-        let len = usize::try_from(len).unwrap_or(0);
-        let mut done = 0usize;
-        while done < len {
-            let pos = offset.saturating_add(done as u64);
-            let in_block = usize::try_from(pos % BLOCK_SIZE_U64).unwrap_or(0);
-            let n = (BLOCK_SIZE.saturating_sub(in_block)).min(len.saturating_sub(done));
-            let dst = buf
-                .get_mut(done..done.saturating_add(n))
-                .ok_or(Errno::EIO)?;
-            match self.bmap(None, None, ino, inode, pos / BLOCK_SIZE_U64)? {
-                (0, _) => dst.fill(0),
-                (b, _) => {
-                    let bh = self.dev.read(u64::from(b))?;
-                    let g = bh.lock();
-                    dst.copy_from_slice(
-                        g.get(in_block..in_block.saturating_add(n))
-                            .ok_or(Errno::EIO)?,
-                    );
-                }
-            }
-            done = done.saturating_add(n);
-        }
-        Ok(done)
-    }
-
-    /// Writes `data` at `offset` (allocating as it goes) in transactions of bounded size;
-    /// returns the bytes written.
-    fn write_data(&self, st: &mut State, ino: u32, offset: u64, data: &[u8]) -> Result<usize> {
-        let mut done = 0usize;
-        let mut retried = false;
-        while done < data.len() {
-            let h = self.journal.start(NS_CREDITS)?;
-            let mut inode = self.iget(ino)?;
-            // Each block may need a bitmap block and up to three indirect blocks.
-            let mut budget = 256u32;
-            let r = (|| -> Result {
-                while done < data.len() && budget > 0 {
-                    let pos = offset.saturating_add(done as u64);
-                    let in_block = usize::try_from(pos % BLOCK_SIZE_U64).unwrap_or(0);
-                    let n =
-                        (BLOCK_SIZE.saturating_sub(in_block)).min(data.len().saturating_sub(done));
-                    if h.credits_left() < 8 {
-                        break;
-                    }
-                    let (b, new) =
-                        self.bmap(Some(st), Some(&h), ino, &mut inode, pos / BLOCK_SIZE_U64)?;
-                    let src = data.get(done..done.saturating_add(n)).ok_or(Errno::EIO)?;
-                    let bh = if n == BLOCK_SIZE {
-                        self.dev.get(u64::from(b))?
-                    } else {
-                        self.dev.read(u64::from(b))?
-                    };
-                    {
-                        let mut g = bh.lock();
-                        if new && n != BLOCK_SIZE {
-                            g.fill(0);
-                        }
-                        g.get_mut(in_block..in_block.saturating_add(n))
-                            .ok_or(Errno::EIO)?
-                            .copy_from_slice(src);
-                    }
-                    bh.mark_dirty();
-                    done = done.saturating_add(n);
-                    budget = budget.saturating_sub(1);
-                    let end = offset.saturating_add(done as u64);
-                    if end > inode.size {
-                        inode.size = end;
-                    }
-                }
-                Ok(())
-            })();
-            let now = bento::time::now();
-            inode.mtime = now;
-            inode.ctime = now;
-            self.iput(&h, ino, &inode)?;
-            h.stop()?;
-            match r {
-                Ok(()) => {}
-                // Freed blocks become usable when their transaction commits.
-                Err(Errno::ENOSPC) if !retried && self.commit_for_space(st)? => retried = true,
-                // A short write is a success; the caller retries the rest.
-                Err(Errno::ENOSPC) if done > 0 => return Ok(done),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
     }
 }
 
@@ -587,18 +487,10 @@ impl FileSystem for Xv6Fs {
                 self.orphan_add(&h, &mut st, ino, &mut inode)?;
                 self.iput(&h, ino, &inode)?;
                 h.stop()?;
+                // The framework zeroed the rest of the block holding the new end (file
+                // data is its business), so a later extension reads zeros.
                 self.truncate_blocks(&mut st, ino, size)?;
                 inode = self.iget(ino)?;
-                // Zero the tail of the last block, so a later extension reads zeros.
-                let tail = usize::try_from(size % BLOCK_SIZE_U64).unwrap_or(0);
-                if tail != 0 {
-                    let (b, _) = self.bmap(None, None, ino, &mut inode, size / BLOCK_SIZE_U64)?;
-                    if b != 0 {
-                        let bh = self.dev.read(u64::from(b))?;
-                        bh.lock().get_mut(tail..).ok_or(Errno::EIO)?.fill(0);
-                        bh.mark_dirty();
-                    }
-                }
                 let h = self.journal.start(NS_CREDITS)?;
                 self.orphan_remove(&h, &mut st, ino, &mut inode)?;
                 self.iput(&h, ino, &inode)?;
@@ -606,6 +498,7 @@ impl FileSystem for Xv6Fs {
             } else if size > crate::layout::MAX_FILE_BLOCKS.saturating_mul(BLOCK_SIZE_U64) {
                 return Err(Errno::EFBIG);
             }
+            // Growing makes a hole: the bytes past the old end are zero already.
             inode.size = size;
             inode.mtime = now;
         }
@@ -650,7 +543,21 @@ impl FileSystem for Xv6Fs {
                 .copy_from_slice(data.get(..n).ok_or(Errno::EIO)?);
             return Ok(n);
         }
-        self.read_data(ino, &mut inode, 0, buf)
+        // A long target lives in block 0 (metadata, read through the buffer cache).
+        let (b, _) = self.bmap(None, None, ino, &mut inode, 0)?;
+        if b == 0 {
+            return Err(corrupt(format_args!("symlink {ino}: no target block")));
+        }
+        let n = usize::try_from(inode.size)
+            .unwrap_or(usize::MAX)
+            .min(buf.len())
+            .min(BLOCK_SIZE);
+        let bh = self.dev.read(u64::from(b))?;
+        let g = bh.lock();
+        buf.get_mut(..n)
+            .ok_or(Errno::EIO)?
+            .copy_from_slice(g.get(..n).ok_or(Errno::EIO)?);
+        Ok(n)
     }
 
     fn mknod(
@@ -694,17 +601,15 @@ impl FileSystem for Xv6Fs {
                 inode.set_inline_data(target);
                 return Ok(());
             }
+            // A long target gets block 0: metadata, journaled (and revoked when freed).
             let (b, _) = fs.bmap(Some(st), Some(h), ino, inode, 0)?;
             let bh = fs.dev.get(u64::from(b))?;
-            {
-                let mut g = bh.lock();
+            h.create(&bh, |g| {
                 g.fill(0);
                 g.get_mut(..target.len())
-                    .ok_or(Errno::EIO)?
-                    .copy_from_slice(target);
-            }
-            bh.mark_dirty();
-            Ok(())
+                    .ok_or(Errno::EIO)
+                    .map(|t| t.copy_from_slice(target))
+            })?
         })
     }
 
@@ -871,43 +776,6 @@ impl FileSystem for Xv6Fs {
         Ok((self.mknod(req, parent, name, mode, 0)?, Open::default()))
     }
 
-    fn read(
-        &self,
-        _req: &Request,
-        ino: Ino,
-        _fh: u64,
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize> {
-        let _st = self.state.read();
-        let ino = ino32(ino)?;
-        let mut inode = self.iget(ino)?;
-        if inode.kind() == Some(FileType::Directory) {
-            return Err(Errno::EISDIR);
-        }
-        self.read_data(ino, &mut inode, offset, buf)
-    }
-
-    fn write(
-        &self,
-        _req: &Request,
-        ino: Ino,
-        _fh: u64,
-        offset: u64,
-        data: &[u8],
-        _flags: OpenFlags,
-    ) -> Result<usize> {
-        self.check_writable()?;
-        let ino = ino32(ino)?;
-        if offset.saturating_add(data.len() as u64)
-            > crate::layout::MAX_FILE_BLOCKS.saturating_mul(BLOCK_SIZE_U64)
-        {
-            return Err(Errno::EFBIG);
-        }
-        let mut st = self.state.write();
-        self.write_data(&mut st, ino, offset, data)
-    }
-
     fn fsync(&self, _req: &Request, _ino: Ino, _fh: u64, _datasync: bool) -> Result {
         // Committing writes the data of every file first (data=ordered), then the
         // metadata; a device flush covers overwrites that changed no metadata.
@@ -1006,41 +874,63 @@ impl FileSystem for Xv6Fs {
             return Err(Errno::EINVAL);
         }
         let mut st = self.state.write();
+        match self.iget(ino)?.kind() {
+            Some(FileType::RegularFile) => {}
+            Some(FileType::Directory) => return Err(Errno::EISDIR),
+            _ => return Err(Errno::ENODEV),
+        }
         if mode == PUNCH_HOLE | KEEP_SIZE {
             return self.punch_hole(&mut st, ino, offset, end);
         }
         if mode & !KEEP_SIZE != 0 {
             return Err(Errno::EOPNOTSUPP);
         }
-        // Allocate (zeroed: there are no unwritten extents) every missing block.
+        if end > crate::layout::MAX_FILE_BLOCKS.saturating_mul(BLOCK_SIZE_U64) {
+            return Err(Errno::EFBIG);
+        }
+        // Allocate every missing block, zeroed on the device (there are no unwritten
+        // extents): the only file data xv6fs writes itself.
         let mut fblk = offset / BLOCK_SIZE_U64;
         let last = end.div_ceil(BLOCK_SIZE_U64);
-        while fblk < last {
+        let mut retried = false;
+        loop {
             let h = self.journal.start(NS_CREDITS)?;
             let mut inode = self.iget(ino)?;
-            while fblk < last && h.credits_left() >= 8 {
-                let (b, new) = self.bmap(Some(&mut st), Some(&h), ino, &mut inode, fblk)?;
-                if new {
-                    let bh = self.dev.get(u64::from(b))?;
-                    bh.lock().fill(0);
-                    bh.mark_dirty();
+            let mut budget = FREE_BUDGET;
+            let r = (|| -> Result {
+                while fblk < last && h.credits_left() >= 16 && budget > 0 {
+                    let (b, n) = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
+                    if b == 0 {
+                        let (first, n) = self.alloc_run(&mut st, &h, ino, &mut inode, fblk, n)?;
+                        self.dev.zero_blocks(u64::from(first), n)?;
+                        budget = budget.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+                        fblk = fblk.saturating_add(n);
+                    } else {
+                        fblk = fblk.saturating_add(n);
+                    }
                 }
-                fblk = fblk.saturating_add(1);
-            }
-            if mode & KEEP_SIZE == 0 && end > inode.size && fblk >= last {
+                Ok(())
+            })();
+            if r.is_ok() && mode & KEEP_SIZE == 0 && end > inode.size && fblk >= last {
                 inode.size = end;
             }
             inode.ctime = bento::time::now();
             self.iput(&h, ino, &inode)?;
             h.stop()?;
+            match r {
+                Ok(()) if fblk >= last => return Ok(()),
+                Ok(()) => {}
+                // Freed blocks become usable when their transaction commits.
+                Err(Errno::ENOSPC) if !retried && self.commit_for_space(&st)? => retried = true,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
     }
 
     fn lseek(&self, _req: &Request, ino: Ino, _fh: u64, offset: i64, wh: i32) -> Result<i64> {
         let _st = self.state.read();
         let ino = ino32(ino)?;
-        let mut inode = self.iget(ino)?;
+        let inode = self.iget(ino)?;
         let start = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
         if start >= inode.size {
             return Err(Errno::ENXIO);
@@ -1053,18 +943,63 @@ impl FileSystem for Xv6Fs {
         let mut fblk = start / BLOCK_SIZE_U64;
         let last = inode.size.div_ceil(BLOCK_SIZE_U64);
         while fblk < last {
-            let (b, _) = self.bmap(None, None, ino, &mut inode, fblk)?;
+            let (b, n) = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
             if (b != 0) == want_data {
                 let pos = fblk.saturating_mul(BLOCK_SIZE_U64).max(start);
                 return i64::try_from(pos).map_err(|_| Errno::EOVERFLOW);
             }
-            fblk = fblk.saturating_add(1);
+            fblk = fblk.saturating_add(n);
         }
         if want_data {
             Err(Errno::ENXIO)
         } else {
             i64::try_from(inode.size).map_err(|_| Errno::EOVERFLOW)
         }
+    }
+
+    fn block_device(&self) -> Option<&BlockDevice> {
+        Some(&self.dev)
+    }
+
+    fn map_blocks(&self, ino: Ino, file_block: u64, count: u32, create: bool) -> Result<Extent> {
+        let ino = ino32(ino)?;
+        let count = u64::from(count.max(1));
+        {
+            let _st = self.state.read();
+            let inode = self.iget(ino)?;
+            check_regular(&inode)?;
+            let (b, n) = self.lookup_run(ino, &inode, file_block, count)?;
+            if b != 0 || !create {
+                return Ok(extent(b, n, false));
+            }
+        }
+        self.check_writable()?;
+        let mut st = self.state.write();
+        match self.map_alloc(&mut st, ino, file_block, count) {
+            // Freed blocks become usable when their transaction commits.
+            Err(Errno::ENOSPC) if self.commit_for_space(&st)? => {
+                self.map_alloc(&mut st, ino, file_block, count)
+            }
+            r => r,
+        }
+    }
+}
+
+/// Only regular files have their blocks mapped for the framework: directory and
+/// symlink blocks are metadata.
+fn check_regular(inode: &DiskInode) -> Result {
+    match inode.kind() {
+        Some(FileType::RegularFile) => Ok(()),
+        Some(FileType::Directory) => Err(Errno::EISDIR),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn extent(disk_block: u32, len: u64, new: bool) -> Extent {
+    Extent {
+        disk_block: u64::from(disk_block),
+        len: u32::try_from(len).unwrap_or(u32::MAX).max(1),
+        new,
     }
 }
 
@@ -1102,7 +1037,8 @@ impl Xv6Fs {
         let ino = ino32(ino)?;
         let (ns, short) = xattr::split_name(req, name, true)?;
         let mut st = self.state.write();
-        let h = self.journal.start(NS_CREDITS)?;
+        // One revoke: removing the last attribute frees the xattr block.
+        let h = self.journal.start_with_revokes(NS_CREDITS, 1)?;
         let mut inode = self.iget(ino)?;
         xattr::set(self, &h, &mut st, ino, &mut inode, ns, short, value, flags)?;
         inode.ctime = bento::time::now();
@@ -1163,40 +1099,65 @@ impl Xv6Fs {
         self.iput(h, src, &s)
     }
 
-    /// Deallocates the whole blocks inside `[start, end)` and zeroes the partial ones.
+    /// `map_blocks` with `create` on a hole: allocates a run in one transaction.
+    fn map_alloc(&self, st: &mut State, ino: u32, fblk: u64, count: u64) -> Result<Extent> {
+        let h = self.journal.start(NS_CREDITS)?;
+        let mut inode = self.iget(ino)?;
+        check_regular(&inode)?;
+        // Mapped meanwhile (before this thread took the lock)?
+        let (b, n) = self.lookup_run(ino, &inode, fblk, count)?;
+        if b != 0 {
+            h.stop()?;
+            return Ok(extent(b, n, false));
+        }
+        let r = self.alloc_run(st, &h, ino, &mut inode, fblk, n);
+        // Indirect blocks may have been added even if the run failed: keep the inode
+        // in step with the bitmap.
+        let w = self.iput(&h, ino, &inode);
+        let s = h.stop();
+        let (first, n) = r?;
+        w?;
+        s?;
+        Ok(extent(first, n, true))
+    }
+
+    /// Hole punching: frees the blocks lying wholly inside `[start, end)` clipped to the
+    /// file size (the framework zeroed the partial blocks at the edges, as
+    /// `FileSystem::fallocate` says).
     fn punch_hole(&self, st: &mut State, ino: u32, start: u64, end: u64) -> Result {
         let size = self.iget(ino)?.size;
-        let end = end.min(size);
-        if start >= end {
+        if start >= size {
             return Ok(());
         }
-        let mut pos = start;
-        while pos < end {
-            let h = self.journal.start_with_revokes(NS_CREDITS, NS_CREDITS)?;
+        let end = end.min(size);
+        let mut fblk = start.div_ceil(BLOCK_SIZE_U64);
+        let last = end / BLOCK_SIZE_U64;
+        loop {
+            let h = self.journal.start(NS_CREDITS)?;
             let mut inode = self.iget(ino)?;
-            while pos < end && h.credits_left() >= 8 {
-                let fblk = pos / BLOCK_SIZE_U64;
-                let in_block = usize::try_from(pos % BLOCK_SIZE_U64).unwrap_or(0);
-                let n =
-                    (BLOCK_SIZE_U64.saturating_sub(in_block as u64)).min(end.saturating_sub(pos));
-                let (b, _) = self.bmap(None, None, ino, &mut inode, fblk)?;
-                if b != 0 {
-                    if n == BLOCK_SIZE_U64 {
-                        self.clear_block(st, &h, ino, &mut inode, fblk, b)?;
-                    } else {
-                        let bh = self.dev.read(u64::from(b))?;
-                        let to = in_block.saturating_add(usize::try_from(n).unwrap_or(0));
-                        bh.lock().get_mut(in_block..to).ok_or(Errno::EIO)?.fill(0);
-                        bh.mark_dirty();
-                    }
+            let mut budget = FREE_BUDGET;
+            while fblk < last && h.credits_left() >= 8 && budget > 0 {
+                let (b, n) = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
+                if b == 0 {
+                    fblk = fblk.saturating_add(n);
+                    continue;
                 }
-                pos = pos.saturating_add(n);
+                let mut i = 0u64;
+                while i < n && h.credits_left() >= 8 && budget > 0 {
+                    let blk = b.saturating_add(u32::try_from(i).map_err(|_| Errno::EIO)?);
+                    self.clear_block(st, &h, ino, &mut inode, fblk.saturating_add(i), blk)?;
+                    budget = budget.saturating_sub(1);
+                    i = i.saturating_add(1);
+                }
+                fblk = fblk.saturating_add(i);
             }
             inode.ctime = bento::time::now();
             inode.mtime = inode.ctime;
             self.iput(&h, ino, &inode)?;
             h.stop()?;
+            if fblk >= last {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 }

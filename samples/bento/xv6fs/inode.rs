@@ -1,16 +1,64 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Inodes: reading and writing them, mapping file blocks to disk blocks (12 direct,
-//! single, double and triple indirect pointers) and freeing blocks on truncate.
+//! single, double and triple indirect pointers), allocating runs of data blocks for
+//! `map_blocks`, and freeing blocks on truncate.
+//!
+//! Which blocks are metadata: indirect blocks, and every block of a directory or of a
+//! symlink (changed through the journal). They are revoked when freed, so that neither
+//! journal replay nor the checkpoint of an older logged copy can overwrite the block's
+//! next owner. Data blocks of regular files are never read or written here: the
+//! framework moves file data (see `FileSystem::map_blocks`).
 
 use bento::block::Buffer;
 use bento::journal::Handle;
-use bento::{Attr, Errno, Result};
+use bento::{Attr, Errno, FileType, Result};
 
 use crate::fs::{State, Xv6Fs};
-use crate::layout::{corrupt, DiskInode, INODE_SIZE, MAX_FILE_BLOCKS, NDIRECT, PTRS_PER_BLOCK};
+use crate::layout::{
+    corrupt, DiskInode, BLOCK_SIZE_U64, INODE_SIZE, MAX_FILE_BLOCKS, NDIRECT, PTRS_PER_BLOCK,
+};
 
 /// Blocks a truncate frees per transaction (keeps each one small).
 pub const FREE_BUDGET: u32 = 8192;
+
+/// Revoke records a truncate uses per transaction: its handle must be started with at
+/// least this many (`Journal::start_with_revokes`).
+pub const REVOKE_BUDGET: u32 = 64;
+
+/// What one transaction may still free.
+struct Budget {
+    blocks: u32,
+    revokes: u32,
+}
+
+impl Budget {
+    /// Whether a block (`meta`: one that needs a revoke) may still be freed.
+    fn allows(&self, meta: bool) -> bool {
+        self.blocks > 0 && (!meta || self.revokes > 0)
+    }
+
+    fn take(&mut self, meta: bool) {
+        self.blocks = self.blocks.saturating_sub(1);
+        if meta {
+            self.revokes = self.revokes.saturating_sub(1);
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.blocks == 0 || self.revokes == 0
+    }
+}
+
+/// Where the pointer to a file block lives.
+enum Leaf {
+    /// In the inode's direct pointers, at this slot.
+    Direct(usize),
+    /// In indirect block `blk`, at index `idx`.
+    Indirect { blk: u32, idx: u64 },
+    /// Nowhere: an indirect block above it is missing; the hole spans this many blocks
+    /// from the one asked for.
+    Hole(u64),
+}
 
 /// 512-byte units per block.
 const SECTORS_PER_BLOCK: u64 = 8;
@@ -133,10 +181,11 @@ impl Xv6Fs {
         Ok(b)
     }
 
-    /// Maps file block `fblk` of inode `ino` to a disk block (0: a hole). With `alloc`
-    /// (and a handle), allocates what is missing; the second value says the data block
-    /// is new (its contents are garbage until written). The inode is updated in memory;
-    /// the caller writes it back.
+    /// Maps block `fblk` of inode `ino` to a disk block (0: a hole), one block at a time:
+    /// for directory and symlink blocks (regular files use [`Xv6Fs::lookup_run`] and
+    /// [`Xv6Fs::alloc_run`]). With `alloc` (and a handle), allocates what is missing; the
+    /// second value says the block is new (its contents are garbage until written). The
+    /// inode is updated in memory; the caller writes it back.
     pub(crate) fn bmap(
         &self,
         st: Option<&mut State>,
@@ -150,12 +199,7 @@ impl Xv6Fs {
         }
         let (slot, level, idx) = path(fblk)?;
         let mut alloc = st.zip(h);
-        let goal = inode
-            .addrs
-            .first()
-            .copied()
-            .filter(|a| *a != 0)
-            .unwrap_or(self.sb.data_start);
+        let goal = self.goal(inode);
         let mut cur = self.check_ptr(ino, inode.addrs.get(slot).copied().ok_or(Errno::EIO)?)?;
         let mut new = false;
         if cur == 0 {
@@ -188,6 +232,240 @@ impl Xv6Fs {
         Ok((cur, new))
     }
 
+    /// Finds where the pointer to file block `fblk` lives, without allocating.
+    fn find_leaf(&self, ino: u32, inode: &DiskInode, fblk: u64) -> Result<Leaf> {
+        if fblk >= MAX_FILE_BLOCKS {
+            return Err(Errno::EFBIG);
+        }
+        let (slot, level, idx) = path(fblk)?;
+        if level == 0 {
+            return Ok(Leaf::Direct(slot));
+        }
+        // Blocks from `fblk` to the end of the subtree below the pointer at `depth`.
+        let rest_below = |depth: usize| {
+            let mut rel = 0u64;
+            let mut span = 1u64;
+            for i in idx.iter().take(level).skip(depth).rev() {
+                rel = rel.saturating_add(i.saturating_mul(span));
+                span = span.saturating_mul(PTRS_PER_BLOCK);
+            }
+            span.saturating_sub(rel)
+        };
+        let mut cur = self.check_ptr(ino, inode.addrs.get(slot).copied().ok_or(Errno::EIO)?)?;
+        if cur == 0 {
+            return Ok(Leaf::Hole(rest_below(0)));
+        }
+        for (depth, i) in idx.iter().take(level).enumerate() {
+            if depth.saturating_add(1) == level {
+                return Ok(Leaf::Indirect { blk: cur, idx: *i });
+            }
+            let buf = self.dev.read(u64::from(cur))?;
+            let next = self.check_ptr(ino, ptr_at(&buf.lock(), *i))?;
+            if next == 0 {
+                return Ok(Leaf::Hole(rest_below(depth.saturating_add(1))));
+            }
+            cur = next;
+        }
+        Err(Errno::EIO)
+    }
+
+    /// Counts, in a leaf's pointers `ptrs` from index `from`, the run starting there:
+    /// contiguous disk blocks, or zeros (a hole). At most `max`.
+    fn leaf_run(
+        &self,
+        ino: u32,
+        ptrs: &dyn Fn(u64) -> u32,
+        from: u64,
+        end: u64,
+        max: u64,
+    ) -> Result<(u32, u64)> {
+        let first = self.check_ptr(ino, ptrs(from))?;
+        let limit = end.min(from.saturating_add(max));
+        let mut n = 1u64;
+        while from.saturating_add(n) < limit {
+            let p = self.check_ptr(ino, ptrs(from.saturating_add(n)))?;
+            let want = if first == 0 {
+                0
+            } else {
+                match u32::try_from(n).ok().and_then(|n| first.checked_add(n)) {
+                    Some(w) => w,
+                    None => break,
+                }
+            };
+            if p != want {
+                break;
+            }
+            n = n.saturating_add(1);
+        }
+        Ok((first, n))
+    }
+
+    /// The run of file blocks from `fblk` (at most `max`, at least 1): mapped to
+    /// contiguous disk blocks (the first one is returned) or a hole (0). Reads only.
+    pub(crate) fn lookup_run(
+        &self,
+        ino: u32,
+        inode: &DiskInode,
+        fblk: u64,
+        max: u64,
+    ) -> Result<(u32, u64)> {
+        let max = max.clamp(1, MAX_FILE_BLOCKS.saturating_sub(fblk).max(1));
+        match self.find_leaf(ino, inode, fblk)? {
+            Leaf::Hole(n) => Ok((0, n.clamp(1, max))),
+            Leaf::Direct(slot) => {
+                let ptrs = |i: u64| {
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| inode.addrs.get(i))
+                        .copied()
+                        .unwrap_or(0)
+                };
+                self.leaf_run(ino, &ptrs, slot as u64, NDIRECT as u64, max)
+            }
+            Leaf::Indirect { blk, idx } => {
+                let buf = self.dev.read(u64::from(blk))?;
+                let g = buf.lock();
+                let ptrs = |i: u64| ptr_at(&g, i);
+                self.leaf_run(ino, &ptrs, idx, PTRS_PER_BLOCK, max)
+            }
+        }
+    }
+
+    /// Allocates the data blocks of a run of holes from file block `fblk` (which must be
+    /// a hole), up to `max` of them: the indirect blocks above it if missing, then as many
+    /// contiguous disk blocks as are free right after the first one (all within one
+    /// indirect block, or among the direct pointers), in transaction `h`, with their
+    /// data ordered before it commits. The inode is updated in memory (pointers and
+    /// block count, not the size); the caller writes it. Returns the first disk block
+    /// and the count.
+    pub(crate) fn alloc_run(
+        &self,
+        st: &mut State,
+        h: &Handle<'_>,
+        ino: u32,
+        inode: &mut DiskInode,
+        fblk: u64,
+        max: u64,
+    ) -> Result<(u32, u64)> {
+        // First the indirect blocks above the run, if missing.
+        let leaf = match self.find_leaf(ino, inode, fblk)? {
+            Leaf::Hole(_) => {
+                self.alloc_path(st, h, ino, inode, fblk)?;
+                self.find_leaf(ino, inode, fblk)?
+            }
+            l => l,
+        };
+        let usable = crate::alloc::block_usable(&self.journal);
+        let max32 = |room: u64| u32::try_from(room.min(max).max(1)).unwrap_or(u32::MAX);
+        let (first, n) = match leaf {
+            Leaf::Direct(slot) => {
+                let (p, holes) = self.lookup_run(ino, inode, fblk, max)?;
+                if p != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                let goal = slot
+                    .checked_sub(1)
+                    .and_then(|s| inode.addrs.get(s))
+                    .filter(|p| **p != 0)
+                    .map(|p| p.saturating_add(1))
+                    .unwrap_or_else(|| self.goal(inode));
+                let (first, n) =
+                    st.blocks
+                        .alloc_run(&self.dev, h, Some(goal), max32(holes), &usable)?;
+                for k in 0..n {
+                    let s = slot.saturating_add(k as usize);
+                    if let Some(a) = inode.addrs.get_mut(s) {
+                        *a = first.saturating_add(k);
+                    }
+                }
+                (first, n)
+            }
+            Leaf::Indirect { blk, idx } => {
+                let buf = self.dev.read(u64::from(blk))?;
+                let (p, holes) = {
+                    let g = buf.lock();
+                    let ptrs = |i: u64| ptr_at(&g, i);
+                    self.leaf_run(ino, &ptrs, idx, PTRS_PER_BLOCK, max)?
+                };
+                if p != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                let goal = match idx.checked_sub(1) {
+                    Some(prev) => match ptr_at(&buf.lock(), prev) {
+                        0 => blk.saturating_add(1),
+                        p => p.saturating_add(1),
+                    },
+                    None => blk.saturating_add(1),
+                };
+                let (first, n) =
+                    st.blocks
+                        .alloc_run(&self.dev, h, Some(goal), max32(holes), &usable)?;
+                h.modify(&buf, |d| {
+                    for k in 0..n {
+                        set_ptr(d, idx.saturating_add(u64::from(k)), first.saturating_add(k));
+                    }
+                })?;
+                (first, n)
+            }
+            Leaf::Hole(_) => return Err(Errno::EIO),
+        };
+        inode.blocks = inode
+            .blocks
+            .saturating_add(u64::from(n).saturating_mul(SECTORS_PER_BLOCK));
+        h.order_data(
+            u64::from(ino),
+            fblk.saturating_mul(BLOCK_SIZE_U64),
+            u64::from(n).saturating_mul(BLOCK_SIZE_U64),
+        )?;
+        Ok((first, u64::from(n)))
+    }
+
+    /// Where new blocks of a file go when nothing better is known: near its first block.
+    fn goal(&self, inode: &DiskInode) -> u32 {
+        inode
+            .addrs
+            .first()
+            .copied()
+            .filter(|a| *a != 0)
+            .unwrap_or(self.sb.data_start)
+    }
+
+    /// Allocates the missing indirect blocks on the path to file block `fblk` (not the
+    /// data block itself).
+    fn alloc_path(
+        &self,
+        st: &mut State,
+        h: &Handle<'_>,
+        ino: u32,
+        inode: &mut DiskInode,
+        fblk: u64,
+    ) -> Result {
+        let (slot, level, idx) = path(fblk)?;
+        if level == 0 {
+            return Ok(());
+        }
+        let mut cur = self.check_ptr(ino, inode.addrs.get(slot).copied().ok_or(Errno::EIO)?)?;
+        if cur == 0 {
+            let goal = self.goal(inode);
+            cur = self.new_block(st, h, inode, goal, true)?;
+            if let Some(s) = inode.addrs.get_mut(slot) {
+                *s = cur;
+            }
+        }
+        for i in idx.iter().take(level.saturating_sub(1)) {
+            let buf: Buffer = self.dev.read(u64::from(cur))?;
+            let next = self.check_ptr(ino, ptr_at(&buf.lock(), *i))?;
+            if next != 0 {
+                cur = next;
+                continue;
+            }
+            let b = self.new_block(st, h, inode, cur, true)?;
+            h.modify(&buf, |d| set_ptr(d, *i, b))?;
+            cur = b;
+        }
+        Ok(())
+    }
+
     /// Frees a block the file used (`meta`: an indirect block, revoked in the journal).
     fn drop_block(
         &self,
@@ -207,8 +485,9 @@ impl Xv6Fs {
     }
 
     /// Frees, below indirect block `blk` of `level` covering file blocks from `base`,
-    /// the blocks at or after `keep` (highest first), at most `*budget` of them.
-    /// Returns whether the block is now empty.
+    /// the blocks at or after `keep` (highest first), within `budget`; `meta_leaves`:
+    /// the file's blocks are metadata (a directory or symlink). Returns whether the
+    /// block is now empty.
     #[allow(clippy::too_many_arguments)]
     fn trim(
         &self,
@@ -220,7 +499,8 @@ impl Xv6Fs {
         level: u32,
         base: u64,
         keep: u64,
-        budget: &mut u32,
+        meta_leaves: bool,
+        budget: &mut Budget,
     ) -> Result<bool> {
         let span = PTRS_PER_BLOCK.saturating_pow(level.saturating_sub(1));
         let buf = self.dev.read(u64::from(blk))?;
@@ -231,7 +511,8 @@ impl Xv6Fs {
             if p == 0 {
                 continue;
             }
-            if child_base.saturating_add(span) <= keep || *budget == 0 {
+            let meta = level > 1 || meta_leaves;
+            if child_base.saturating_add(span) <= keep || !budget.allows(meta) {
                 empty = false;
                 continue;
             }
@@ -247,13 +528,14 @@ impl Xv6Fs {
                     level.saturating_sub(1),
                     child_base,
                     keep,
+                    meta_leaves,
                     budget,
                 )?
             };
-            if gone {
-                self.drop_block(st, h, inode, p, level > 1)?;
+            if gone && budget.allows(meta) {
+                self.drop_block(st, h, inode, p, meta)?;
                 h.modify(&buf, |d| set_ptr(d, i, 0))?;
-                *budget = budget.saturating_sub(1);
+                budget.take(meta);
             } else {
                 empty = false;
             }
@@ -272,7 +554,11 @@ impl Xv6Fs {
         inode: &mut DiskInode,
         keep: u64,
     ) -> Result<bool> {
-        let mut budget = FREE_BUDGET;
+        let mut budget = Budget {
+            blocks: FREE_BUDGET,
+            revokes: REVOKE_BUDGET,
+        };
+        let meta_leaves = inode.kind() != Some(FileType::RegularFile);
         // Triple, double, single indirect trees, then the direct blocks: highest first.
         let mut base = NDIRECT as u64;
         let mut bases = [0u64; 3];
@@ -292,24 +578,38 @@ impl Xv6Fs {
                 .get(level.saturating_sub(1) as usize)
                 .copied()
                 .unwrap_or(0);
-            if self.trim(st, h, ino, inode, root, level, tree_base, keep, &mut budget)?
-                && keep <= tree_base
-                && budget > 0
+            if self.trim(
+                st,
+                h,
+                ino,
+                inode,
+                root,
+                level,
+                tree_base,
+                keep,
+                meta_leaves,
+                &mut budget,
+            )? && keep <= tree_base
+                && budget.allows(true)
             {
                 self.drop_block(st, h, inode, root, true)?;
                 if let Some(s) = inode.addrs.get_mut(slot) {
                     *s = 0;
                 }
-                budget = budget.saturating_sub(1);
+                budget.take(true);
             }
-            if budget == 0 {
+            if budget.exhausted() {
                 return Ok(false);
             }
         }
         for i in (0..NDIRECT).rev() {
             let p = self.check_ptr(ino, inode.addrs.get(i).copied().unwrap_or(0))?;
             if p != 0 && i as u64 >= keep {
-                self.drop_block(st, h, inode, p, false)?;
+                if !budget.allows(meta_leaves) {
+                    return Ok(false);
+                }
+                self.drop_block(st, h, inode, p, meta_leaves)?;
+                budget.take(meta_leaves);
                 if let Some(s) = inode.addrs.get_mut(i) {
                     *s = 0;
                 }

@@ -471,8 +471,9 @@ impl DiskInode {
     /// The inline symlink target area (bytes 104..164) as stored in `addrs`.
     pub fn inline_data(&self) -> [u8; INLINE_SYMLINK_MAX] {
         let mut out = [0u8; INLINE_SYMLINK_MAX];
-        for (chunk, a) in out.chunks_exact_mut(4).zip(self.addrs.iter()) {
-            chunk.copy_from_slice(&a.to_le_bytes());
+        let mut w = Writer::new(&mut out);
+        for (i, a) in self.addrs.iter().enumerate() {
+            w.u32(i.saturating_mul(4), *a);
         }
         out
     }
@@ -483,13 +484,9 @@ impl DiskInode {
         for (d, s) in buf.iter_mut().zip(data) {
             *d = *s;
         }
-        for (a, chunk) in self.addrs.iter_mut().zip(buf.chunks_exact(4)) {
-            *a = u32::from_le_bytes([
-                chunk.first().copied().unwrap_or(0),
-                chunk.get(1).copied().unwrap_or(0),
-                chunk.get(2).copied().unwrap_or(0),
-                chunk.get(3).copied().unwrap_or(0),
-            ]);
+        let r = Reader::new(&buf);
+        for (i, a) in self.addrs.iter_mut().enumerate() {
+            *a = r.u32(i.saturating_mul(4));
         }
     }
 }

@@ -52,8 +52,14 @@ impl<'a, 'h> Dir<'a, 'h> {
         self.inode.into_inner()
     }
 
+    /// The directory inode, borrowed (never twice: a failure is a bug, reported as
+    /// `EIO` rather than a panic, which would be a BUG in the kernel).
+    fn inode_mut(&self) -> Result<core::cell::RefMut<'_, DiskInode>> {
+        self.inode.try_borrow_mut().map_err(|_| Errno::EIO)
+    }
+
     fn block(&self, lblk: u32) -> Result<u64> {
-        let mut inode = self.inode.borrow_mut();
+        let mut inode = self.inode_mut()?;
         if u64::from(lblk).saturating_mul(BLOCK_SIZE_U64) >= inode.size {
             return Err(crate::layout::corrupt(format_args!(
                 "directory {}: block {lblk} past its end",
@@ -105,9 +111,9 @@ impl DirStore for Dir<'_, '_> {
 
     fn append(&self) -> Result<u32> {
         let (h, st) = self.tx.as_ref().ok_or(Errno::EROFS)?;
-        let mut inode = self.inode.borrow_mut();
+        let mut inode = self.inode_mut()?;
         let lblk = inode.size / BLOCK_SIZE_U64;
-        let mut st = st.borrow_mut();
+        let mut st = st.try_borrow_mut().map_err(|_| Errno::EIO)?;
         let (b, _) = self
             .fs
             .bmap(Some(&mut st), Some(h), self.ino, &mut inode, lblk)?;

@@ -16,12 +16,15 @@
 )]
 
 pub mod alloc;
+// fsck and mkfs are programs' logic (and the tests'), not the kernel module's.
+#[cfg(not(kernel))]
 pub mod check;
 pub mod dir;
 pub mod fs;
 pub mod hash;
 pub mod inode;
 pub mod layout;
+#[cfg(not(kernel))]
 pub mod mkfs;
 pub mod store;
 pub mod xattr;
@@ -33,4 +36,5 @@ bento::module_fs! {
     name: "xv6fs",
     version: 1,
     description: "Bento sample: xv6fs, a journaled read-write file system",
+    flags: bento::abi::FLAG_BLOCK_DEVICE,
 }

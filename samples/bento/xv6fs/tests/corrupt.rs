@@ -33,11 +33,12 @@ fn populate(img: &std::path::Path) {
                 )
                 .unwrap();
             let data = vec![f as u8; (f as usize % 7) * 3000];
-            fs.write(&REQ, e.attr.ino, 0, 0, &data, 0).unwrap();
+            fs.file_write(&REQ, e.attr.ino, 0, 0, &data, 0).unwrap();
         }
     }
     let (big, _) = fs.create(&REQ, ROOT_INO, b"big", 0o100644, 0).unwrap();
-    fs.write(&REQ, big.attr.ino, 0, 5 << 20, b"far", 0).unwrap();
+    fs.file_write(&REQ, big.attr.ino, 0, 5 << 20, b"far", 0)
+        .unwrap();
     fs.symlink(&REQ, ROOT_INO, b"link", &[b'x'; 100]).unwrap();
     fs.setxattr(&REQ, big.attr.ino, b"user.k", b"value", 0)
         .unwrap();
@@ -52,7 +53,7 @@ fn exercise(fs: &xv6fs::Xv6Fs) {
             let _ = read_all(fs, e.attr.ino);
             let mut b = [0u8; 64];
             let _ = fs.getxattr(&REQ, e.attr.ino, b"user.k", &mut b);
-            let _ = fs.write(&REQ, e.attr.ino, 0, 1000, b"xyz", 0);
+            let _ = fs.file_write(&REQ, e.attr.ino, 0, 1000, b"xyz", 0);
             let _ = fs.unlink(&REQ, e.attr.ino, b"file-3-with-a-name");
             let _ = fs.create(&REQ, e.attr.ino, b"new-file", 0o100644, 0);
             let _ = fs.rename(

@@ -29,8 +29,23 @@ fn workload(fs: &xv6fs::Xv6Fs, seed: u64, synced: &mut Synced) -> bento::Result<
                 let name = format!("f{step}").into_bytes();
                 let (e, _) = fs.create(&REQ, ROOT_INO, &name, 0o100644, 0)?;
                 let len = rng.below(3 * 4096 + 100) as usize;
-                let data: Vec<u8> = (0..len).map(|i| (i as u64 ^ seed) as u8).collect();
-                fs.write(&REQ, e.attr.ino, 0, 0, &data, 0)?;
+                let mut data: Vec<u8> = (0..len).map(|i| (i as u64 ^ seed) as u8).collect();
+                fs.file_write(&REQ, e.attr.ino, 0, 0, &data, 0)?;
+                if rng.below(3) == 0 {
+                    // Cut the file inside a block, then write past the end: the cut
+                    // tail must come back as zeros, around a hole.
+                    let cut = rng.below(len as u64 + 1);
+                    let set = SetAttr {
+                        size: Some(cut),
+                        ..SetAttr::default()
+                    };
+                    fs.file_setattr(&REQ, e.attr.ino, &set)?;
+                    data.truncate(cut as usize);
+                    let at = cut + rng.below(3 * 4096);
+                    fs.file_write(&REQ, e.attr.ino, 0, at, b"tail", 0)?;
+                    data.resize(at as usize, 0);
+                    data.extend_from_slice(b"tail");
+                }
                 if rng.below(2) == 0 {
                     fs.fsync(&REQ, e.attr.ino, 0, false)?;
                     synced.push((name, data));
@@ -58,7 +73,7 @@ fn workload(fs: &xv6fs::Xv6Fs, seed: u64, synced: &mut Synced) -> bento::Result<
                     size: Some(rng.below(5000)),
                     ..SetAttr::default()
                 };
-                fs.setattr(&REQ, files[i].1, &set)?;
+                fs.file_setattr(&REQ, files[i].1, &set)?;
             }
             _ => {}
         }

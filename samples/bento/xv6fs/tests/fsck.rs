@@ -16,6 +16,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use bento::block::BlockDevice;
+use bento::fuse_backend::data::FileData;
 use bento::{DirSink, FileSystem, FileType, Ino, MountOptions, Request, ROOT_INO};
 use xv6fs::check::{check, CheckOptions, Kind, Report};
 use xv6fs::layout::{DirHeader, DiskInode, Superblock, BLOCK_SIZE, INODE_SIZE};
@@ -141,7 +142,9 @@ fn read_all(fs: &Xv6Fs, ino: Ino) -> Vec<u8> {
     let mut buf = vec![0u8; size as usize];
     let mut off = 0;
     while off < buf.len() {
-        let n = fs.read(&REQ, ino, 0, off as u64, &mut buf[off..]).unwrap();
+        let n = fs
+            .file_read(&REQ, ino, 0, off as u64, &mut buf[off..])
+            .unwrap();
         if n == 0 {
             break;
         }
@@ -156,14 +159,14 @@ fn read_some(fs: &Xv6Fs, ino: Ino) {
     let mut buf = vec![0u8; 1 << 16];
     let mut off = 0u64;
     while off < size.min(8 << 20) {
-        let n = fs.read(&REQ, ino, 0, off, &mut buf).unwrap();
+        let n = fs.file_read(&REQ, ino, 0, off, &mut buf).unwrap();
         if n == 0 {
             break;
         }
         off += n as u64;
     }
     if size > 0 {
-        fs.read(&REQ, ino, 0, (size - 1) / BS * BS, &mut buf)
+        fs.file_read(&REQ, ino, 0, (size - 1) / BS * BS, &mut buf)
             .unwrap();
     }
 }
@@ -209,7 +212,7 @@ fn populate(fs: &Xv6Fs) {
     let write = |dir, name: &[u8], off: u64, data: &[u8]| {
         let (e, _) = fs.create(&REQ, dir, name, 0o644, 0).unwrap();
         if !data.is_empty() {
-            fs.write(&REQ, e.attr.ino, 0, off, data, 0).unwrap();
+            fs.file_write(&REQ, e.attr.ino, 0, off, data, 0).unwrap();
         }
         e.attr.ino
     };
@@ -699,7 +702,8 @@ fn orphans_are_processed_as_mount_would() {
         let (e, _) = fs
             .create(&REQ, ROOT_INO, b"open-unlinked", 0o644, 0)
             .unwrap();
-        fs.write(&REQ, e.attr.ino, 0, 0, &[1u8; 20000], 0).unwrap();
+        fs.file_write(&REQ, e.attr.ino, 0, 0, &[1u8; 20000], 0)
+            .unwrap();
         // Unlinked while "open": on the orphan list until forgotten, which never comes.
         fs.unlink(&REQ, ROOT_INO, b"open-unlinked").unwrap();
     }
@@ -728,7 +732,8 @@ fn dirty_journal_is_replayed_with_y_and_reported_with_n() {
         let dev = open(&img);
         let fs = mount(&dev);
         let (e, _) = fs.create(&REQ, ROOT_INO, b"logged", 0o644, 0).unwrap();
-        fs.write(&REQ, e.attr.ino, 0, 0, b"in the log", 0).unwrap();
+        fs.file_write(&REQ, e.attr.ino, 0, 0, b"in the log", 0)
+            .unwrap();
         fs.mkdir(&REQ, ROOT_INO, b"dir", 0o755).unwrap();
         // Committed to the log; then the power goes before any checkpoint.
         fs.fsync(&REQ, e.attr.ino, 0, false).unwrap();
@@ -842,7 +847,7 @@ fn workload(fs: &Xv6Fs, seed: u64) -> bento::Result<()> {
                 let name = format!("f{step}").into_bytes();
                 let (e, _) = fs.create(&REQ, dir, &name, 0o644, 0)?;
                 let len = rng.below(70_000) as usize;
-                fs.write(
+                fs.file_write(
                     &REQ,
                     e.attr.ino,
                     0,
@@ -877,7 +882,7 @@ fn workload(fs: &Xv6Fs, seed: u64) -> bento::Result<()> {
                     size: Some(rng.below(20_000)),
                     ..bento::SetAttr::default()
                 };
-                fs.setattr(&REQ, ino, &set)?;
+                fs.file_setattr(&REQ, ino, &set)?;
             }
             7 if !files.is_empty() => {
                 let ino = files[rng.below(files.len() as u64) as usize].2;
@@ -1114,7 +1119,8 @@ fn orphan_list_loop() {
         let dev = open(&img);
         let fs = mount(&dev);
         let (e, _) = fs.create(&REQ, ROOT_INO, b"x", 0o644, 0).unwrap();
-        fs.write(&REQ, e.attr.ino, 0, 0, &[3u8; 9000], 0).unwrap();
+        fs.file_write(&REQ, e.attr.ino, 0, 0, &[3u8; 9000], 0)
+            .unwrap();
         fs.unlink(&REQ, ROOT_INO, b"x").unwrap();
         e.attr.ino as u32
     };
@@ -1137,7 +1143,7 @@ fn interrupted_truncate_is_completed() {
         let dev = open(&img);
         let fs = mount(&dev);
         let (e, _) = fs.create(&REQ, ROOT_INO, b"t", 0o644, 0).unwrap();
-        fs.write(&REQ, e.attr.ino, 0, 0, &[9u8; 20 * 4096], 0)
+        fs.file_write(&REQ, e.attr.ino, 0, 0, &[9u8; 20 * 4096], 0)
             .unwrap();
         e.attr.ino as u32
     };

@@ -104,7 +104,7 @@ fn run(seed: u64, steps: u32) {
                 let byte = rng.step() as u8;
                 match fs.lookup(&REQ, parent, &name) {
                     Ok(e) if e.attr.kind == FileType::RegularFile => fs
-                        .write(&REQ, e.attr.ino, 0, off, &vec![byte; len], 0)
+                        .file_write(&REQ, e.attr.ino, 0, off, &vec![byte; len], 0)
                         .map(|_| ()),
                     Ok(_) => Err(Errno::EISDIR),
                     Err(e) => Err(e),
@@ -123,7 +123,7 @@ fn run(seed: u64, steps: u32) {
                 let size = rng.below(15000);
                 match fs.lookup(&REQ, parent, &name) {
                     Ok(e) if e.attr.kind == FileType::RegularFile => fs
-                        .setattr(
+                        .file_setattr(
                             &REQ,
                             e.attr.ino,
                             &SetAttr {

@@ -59,7 +59,7 @@ fn sparse_file_beyond_four_gib() {
     let (e, _) = fs.create(&REQ, ROOT_INO, b"huge", 0o100644, 0).unwrap();
     let offsets = [0u64, 5 << 30, (1 << 40) + 12345];
     for (i, off) in offsets.iter().enumerate() {
-        fs.write(
+        fs.file_write(
             &REQ,
             e.attr.ino,
             0,
@@ -75,11 +75,11 @@ fn sparse_file_beyond_four_gib() {
     assert!(attr.blocks < 100, "{} sectors allocated", attr.blocks);
     let mut b = [0u8; 7];
     for (i, off) in offsets.iter().enumerate() {
-        fs.read(&REQ, e.attr.ino, 0, *off, &mut b).unwrap();
+        fs.file_read(&REQ, e.attr.ino, 0, *off, &mut b).unwrap();
         assert_eq!(&b, format!("block {i}").as_bytes());
     }
     // A hole reads as zeros; SEEK_DATA finds the next block.
-    fs.read(&REQ, e.attr.ino, 0, 1 << 30, &mut b).unwrap();
+    fs.file_read(&REQ, e.attr.ino, 0, 1 << 30, &mut b).unwrap();
     assert_eq!(b, [0; 7]);
     assert_eq!(
         fs.lseek(
@@ -93,7 +93,7 @@ fn sparse_file_beyond_four_gib() {
         5 << 30
     );
     // Truncating frees the triple indirect tree again.
-    fs.setattr(
+    fs.file_setattr(
         &REQ,
         e.attr.ino,
         &bento::SetAttr {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bento::block::BlockDevice;
+pub use bento::fuse_backend::data::FileData;
 use bento::{DirSink, FileSystem, FileType, Ino, MountOptions, Request, ROOT_INO};
 use xv6fs::Xv6Fs;
 
@@ -84,7 +85,7 @@ pub fn read_all(fs: &Xv6Fs, ino: Ino) -> bento::Result<Vec<u8>> {
     let mut buf = vec![0u8; size as usize];
     let mut off = 0usize;
     while off < buf.len() {
-        let n = fs.read(&REQ, ino, 0, off as u64, &mut buf[off..])?;
+        let n = fs.file_read(&REQ, ino, 0, off as u64, &mut buf[off..])?;
         if n == 0 {
             break;
         }

@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: GPL-2.0
+//! File data of block file systems: the page cache over buffer heads, in the shape of
+//! ext2 in 6.12 (`block_read_full_folio`, `mpage_readahead`, `block_write_begin`,
+//! `mpage_writepages`, `block_page_mkwrite`), with the file system asked only to map
+//! file blocks to disk blocks (`map_blocks`).
+//!
+//! **Allocation happens before any folio is locked.** `write_begin` and `page_mkwrite`
+//! first ask the file system to map (allocating) the blocks they will write, with no
+//! folio locked, and only then lock the folio, whose `get_block` finds the blocks mapped.
+//! The file system starts journal transactions while allocating; jbd2 commits lock
+//! folios to write ordered data, so starting a transaction under a folio lock could
+//! deadlock against a commit that waits for that folio (ext4 orders them the same way:
+//! transaction first, folio second). For the same reason writeback (`writepages`, also
+//! run by jbd2's commit) never allocates: every dirty block is mapped already.
+
+use core::sync::atomic::Ordering;
+
+use bento::Extent;
+use kernel::bindings;
+use kernel::error::to_result;
+use kernel::prelude::*;
+
+use crate::call::Table;
+use crate::inode::{container, fs};
+use crate::superblock::journal_of;
+
+pub(crate) static BLOCK_AOPS: bindings::address_space_operations = {
+    // SAFETY: An all-zero table is valid: every operation is optional.
+    let mut ops: bindings::address_space_operations = unsafe { core::mem::zeroed() };
+    ops.read_folio = Some(read_folio);
+    ops.readahead = Some(readahead);
+    ops.writepages = Some(writepages);
+    ops.write_begin = Some(write_begin);
+    ops.write_end = Some(write_end);
+    ops.dirty_folio = Some(bindings::block_dirty_folio);
+    ops.invalidate_folio = Some(bindings::block_invalidate_folio);
+    ops.is_partially_uptodate = Some(bindings::block_is_partially_uptodate);
+    ops.error_remove_folio = Some(bindings::generic_error_remove_folio);
+    ops
+};
+
+static VM_OPS: Table<bindings::vm_operations_struct> = Table({
+    // SAFETY: An all-zero table is valid: every operation is optional.
+    let mut ops: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
+    ops.fault = Some(bindings::filemap_fault);
+    ops.map_pages = Some(bindings::filemap_map_pages);
+    ops.page_mkwrite = Some(page_mkwrite);
+    ops
+});
+
+/// Asks the file system to map `count` blocks of `inode` from `block`.
+///
+/// # Safety
+///
+/// `inode` must be a live inode of a block bento superblock.
+pub(crate) unsafe fn map(
+    inode: *const bindings::inode,
+    block: u64,
+    count: u32,
+    create: bool,
+) -> Result<Extent> {
+    let mut e = Extent::default();
+    // SAFETY: `inode` is live; `e` is valid for writes.
+    to_result(unsafe {
+        let ino = (*inode).i_ino as u64;
+        fs(inode).call(|ops, fs| (ops.map_blocks)(fs, ino, block, count.max(1), create, &mut e))
+    })?;
+    e.len = e.len.clamp(1, count.max(1));
+    Ok(e)
+}
+
+/// Maps (allocating) every block of `inode` that bytes `[pos, end)` touch. Returns the
+/// blocks that were newly allocated, as a bit mask from the first one.
+///
+/// # Safety
+///
+/// `inode` must be a live inode of a block bento superblock; no folio of it may be
+/// locked by the caller.
+unsafe fn allocate(inode: *const bindings::inode, pos: i64, end: i64) -> Result<u64> {
+    if end <= pos {
+        return Ok(0);
+    }
+    // SAFETY: `inode` is live.
+    let bits = unsafe { (*inode).i_blkbits } as u32;
+    let first = pos as u64 >> bits;
+    let last = (end as u64 - 1) >> bits;
+    let mut new = 0u64;
+    let mut b = first;
+    while b <= last {
+        let want = u32::try_from(last - b + 1).unwrap_or(u32::MAX);
+        // SAFETY: By the caller's guarantee.
+        let e = unsafe { map(inode, b, want, true) }?;
+        if e.new {
+            for i in 0..u64::from(e.len) {
+                if let Some(bit) = 1u64.checked_shl((b + i - first) as u32) {
+                    new |= bit;
+                }
+            }
+        }
+        b += u64::from(e.len);
+    }
+    Ok(new)
+}
+
+/// Fills `bh` from extent `e` of file block `iblock`.
+///
+/// # Safety
+///
+/// `inode` and `bh` must be valid (a `get_block` call's arguments).
+unsafe fn set_bh(
+    inode: *mut bindings::inode,
+    bh: *mut bindings::buffer_head,
+    e: &Extent,
+    new: bool,
+) {
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        let bits = (*inode).i_blkbits as u32;
+        let want = ((*bh).b_size >> bits).max(1);
+        let len = (e.len as usize).min(want);
+        bindings::bento_map_bh(bh, (*inode).i_sb, e.disk_block, len << bits, new);
+    }
+}
+
+/// `get_block` that only maps: holes stay unmapped for reads, and a hole where a write
+/// is about to happen is a bug (the block should have been allocated before the folio
+/// was locked), reported as `EIO`.
+///
+/// # Safety
+///
+/// Called by the buffer-head helpers with valid arguments.
+pub(crate) unsafe extern "C" fn get_block_mapped(
+    inode: *mut bindings::inode,
+    iblock: bindings::sector_t,
+    bh: *mut bindings::buffer_head,
+    create: i32,
+) -> i32 {
+    // SAFETY: Valid arguments (caller's contract).
+    let (bits, size) = unsafe { ((*inode).i_blkbits as u32, (*bh).b_size) };
+    let count = u32::try_from((size >> bits).max(1)).unwrap_or(u32::MAX);
+    // SAFETY: As above.
+    match unsafe { map(inode, iblock, count, false) } {
+        Ok(e) if e.disk_block != 0 => {
+            // SAFETY: As above.
+            unsafe { set_bh(inode, bh, &e, false) };
+            0
+        }
+        Ok(_) if create == 0 => 0,
+        Ok(_) => {
+            // SAFETY: `inode` is valid.
+            let ino = unsafe { (*inode).i_ino };
+            pr_err!("inode {}: block {} unmapped at write\n", ino, iblock);
+            EIO.to_errno()
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `get_block` of `write_begin`: the blocks were allocated just before; those that are
+/// new get `BH_New`, so the parts of them the write does not cover are zeroed (and any
+/// stale alias in the block device's cache is dropped).
+///
+/// # Safety
+///
+/// Called by `block_write_begin` with valid arguments, under `i_rwsem`.
+unsafe extern "C" fn get_block_prep(
+    inode: *mut bindings::inode,
+    iblock: bindings::sector_t,
+    bh: *mut bindings::buffer_head,
+    create: i32,
+) -> i32 {
+    // SAFETY: Valid arguments (caller's contract).
+    let ret = unsafe { get_block_mapped(inode, iblock, bh, create) };
+    if ret == 0 {
+        // SAFETY: As above; the mask is written by `write_begin` under the same lock.
+        let bi = unsafe { container(inode) };
+        let first = bi.new_first.load(Ordering::Relaxed);
+        let mask = bi.new_blocks.load(Ordering::Relaxed);
+        let new = iblock
+            .checked_sub(first)
+            .and_then(|d| 1u64.checked_shl(u32::try_from(d).ok()?))
+            .is_some_and(|bit| mask & bit != 0);
+        if new {
+            // SAFETY: `bh` was just mapped; it is only flagged.
+            unsafe {
+                bindings::bento_map_bh(bh, (*inode).i_sb, (*bh).b_blocknr, (*bh).b_size, true)
+            };
+        }
+    }
+    ret
+}
+
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+unsafe extern "C" fn read_folio(_file: *mut bindings::file, folio: *mut bindings::folio) -> i32 {
+    // SAFETY: `folio` is locked (VFS contract).
+    unsafe { bindings::block_read_full_folio(folio, Some(get_block_mapped)) }
+}
+
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+unsafe extern "C" fn readahead(rac: *mut bindings::readahead_control) {
+    // SAFETY: VFS contract.
+    unsafe { bindings::mpage_readahead(rac, Some(get_block_mapped)) }
+}
+
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+unsafe extern "C" fn writepages(
+    mapping: *mut bindings::address_space,
+    wbc: *mut bindings::writeback_control,
+) -> i32 {
+    // SAFETY: VFS contract.
+    unsafe { bindings::mpage_writepages(mapping, wbc, Some(get_block_mapped)) }
+}
+
+/// The framework's journal handle around a data write (`FileSystem::DATA_CREDITS`),
+/// started before any folio is locked: the file system's allocation nests in it, so
+/// the allocating transaction cannot commit before the new blocks' data is dirty in the
+/// page cache (data=ordered writes it first). Null when the file system has no journal
+/// or asks for no credits.
+struct DataHandle(*mut bindings::handle_t);
+
+impl DataHandle {
+    /// Starts the handle for `inode`'s file system.
+    ///
+    /// # Safety
+    ///
+    /// `inode` must be a live inode of a block bento superblock; the calling task must
+    /// hold no folio lock of it and no other journal handle.
+    unsafe fn start(inode: *const bindings::inode) -> Result<DataHandle> {
+        // SAFETY: By the caller's guarantee.
+        let (journal, credits) = unsafe {
+            let sb = (*inode).i_sb;
+            (journal_of(sb), fs(inode).ops.data_credits)
+        };
+        if journal.is_null() || credits == 0 {
+            return Ok(DataHandle(core::ptr::null_mut()));
+        }
+        // SAFETY: The journal stays loaded while the superblock is mounted.
+        let h = unsafe { bindings::jbd2_journal_start(journal, credits as i32) };
+        Ok(DataHandle(kernel::error::from_err_ptr(h)?))
+    }
+
+    /// Stops the handle; returns jbd2's verdict (0 or a negative errno).
+    fn stop(self) -> i32 {
+        if self.0.is_null() {
+            return 0;
+        }
+        // SAFETY: The handle was started by this task and is stopped once.
+        unsafe { bindings::jbd2_journal_stop(self.0) }
+    }
+
+    fn into_raw(self) -> *mut core::ffi::c_void {
+        self.0.cast()
+    }
+}
+
+/// Allocates the blocks of bytes `[pos, end)` of `inode` inside a [`DataHandle`],
+/// retrying once after a journal commit on `ENOSPC` (blocks freed by transactions not
+/// yet committed become free then; the file system cannot commit inside our handle).
+///
+/// # Safety
+///
+/// As for [`DataHandle::start`].
+unsafe fn allocate_in_handle(
+    inode: *const bindings::inode,
+    pos: i64,
+    end: i64,
+) -> Result<(DataHandle, u64)> {
+    let mut retried = false;
+    loop {
+        // SAFETY: By the caller's guarantee.
+        let h = unsafe { DataHandle::start(inode) }?;
+        // SAFETY: As above; no folio is locked.
+        match unsafe { allocate(inode, pos, end) } {
+            Ok(new) => return Ok((h, new)),
+            Err(e) if e == ENOSPC && !retried && !h.0.is_null() => {
+                h.stop();
+                retried = true;
+                // SAFETY: No handle is held now; the journal is loaded.
+                unsafe { bindings::jbd2_journal_force_commit(journal_of((*inode).i_sb)) };
+            }
+            Err(e) => {
+                h.stop();
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid
+/// (`generic_perform_write`, under `i_rwsem`).
+unsafe extern "C" fn write_begin(
+    _file: *mut bindings::file,
+    mapping: *mut bindings::address_space,
+    pos: i64,
+    len: u32,
+    foliop: *mut *mut bindings::folio,
+    fsdata: *mut *mut core::ffi::c_void,
+) -> i32 {
+    // SAFETY: VFS contract; no folio of the file is locked yet, nor a handle held.
+    unsafe {
+        let inode = (*mapping).host;
+        let (h, new) = match allocate_in_handle(inode, pos, pos + i64::from(len)) {
+            Ok(r) => r,
+            Err(e) => return e.to_errno(),
+        };
+        let bi = container(inode);
+        bi.new_first
+            .store(pos as u64 >> (*inode).i_blkbits, Ordering::Relaxed);
+        bi.new_blocks.store(new, Ordering::Relaxed);
+        let ret = bindings::block_write_begin(mapping, pos, len, foliop, Some(get_block_prep));
+        bi.new_blocks.store(0, Ordering::Relaxed);
+        if ret != 0 {
+            h.stop();
+            return ret;
+        }
+        *fsdata = h.into_raw();
+        0
+    }
+}
+
+/// `write_end`: the generic one (the size grows, `dirty_inode` records it in the file
+/// system, nested in the data handle), then the data handle stops.
+///
+/// # Safety
+///
+/// Called by the VFS after a successful [`write_begin`], with its `fsdata`.
+unsafe extern "C" fn write_end(
+    file: *mut bindings::file,
+    mapping: *mut bindings::address_space,
+    pos: i64,
+    len: u32,
+    copied: u32,
+    folio: *mut bindings::folio,
+    fsdata: *mut core::ffi::c_void,
+) -> i32 {
+    // SAFETY: VFS contract; `fsdata` is the handle `write_begin` started (or null).
+    unsafe {
+        let ret = bindings::generic_write_end(file, mapping, pos, len, copied, folio, fsdata);
+        let err = DataHandle(fsdata.cast()).stop();
+        if ret >= 0 && err < 0 {
+            return err;
+        }
+        ret
+    }
+}
+
+/// `page_mkwrite`: a shared writable mapping is about to dirty a folio: allocate its
+/// blocks (no folio locked), then let `block_page_mkwrite` map and dirty it.
+///
+/// # Safety
+///
+/// Called by the MM, whose contract for this operation makes every pointer valid.
+unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: MM contract: `vmf` describes a fault on a bento file mapping.
+    unsafe {
+        let vma = (*vmf).__bindgen_anon_1.vma;
+        let file = (*vma).vm_file;
+        let inode = (*file).f_inode;
+        let sb = (*inode).i_sb;
+        let mapping = (*inode).i_mapping;
+        bindings::bento_sb_start_pagefault(sb);
+        bindings::file_update_time(file);
+        bindings::bento_invalidate_lock(mapping, true);
+        let pos = ((*vmf).__bindgen_anon_1.pgoff as i64) << bindings::PAGE_SHIFT;
+        let end = (pos + bindings::PAGE_SIZE as i64).min(bindings::i_size_read(inode));
+        let err = match allocate_in_handle(inode, pos, end) {
+            Ok((h, _)) => {
+                // The folio is dirtied before the handle stops, so the allocation's
+                // commit writes it first.
+                let err = bindings::block_page_mkwrite(vma, vmf, Some(get_block_mapped));
+                let stop = h.stop();
+                if err == 0 && stop < 0 {
+                    // The folio came back locked: give it back.
+                    bindings::folio_unlock(bindings::bento_page_folio((*vmf).page));
+                    stop
+                } else {
+                    err
+                }
+            }
+            Err(e) => e.to_errno(),
+        };
+        bindings::bento_invalidate_unlock(mapping, true);
+        bindings::bento_sb_end_pagefault(sb);
+        bindings::bento_block_page_mkwrite_return(err)
+    }
+}
+
+/// `mmap` of block-backed files: shared writable mappings allocate in `page_mkwrite`.
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid.
+pub(crate) unsafe extern "C" fn mmap(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> i32 {
+    // SAFETY: VFS contract.
+    unsafe { bindings::bento_file_mmap(file, vma, &VM_OPS.0) };
+    0
+}
+
+/// Zeroes bytes `[pos, pos + len)` of a file, within one block, through the page cache
+/// (for the partial blocks at the edges of a punched hole). Holes stay holes.
+///
+/// # Safety
+///
+/// `inode` must be a live, locked regular-file inode of a block bento superblock.
+pub(crate) unsafe fn zero_range(inode: *mut bindings::inode, pos: i64, len: u32) -> Result {
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        let bits = (*inode).i_blkbits as u32;
+        if map(inode, pos as u64 >> bits, 1, false)?.disk_block == 0 {
+            return Ok(());
+        }
+        let mapping = (*inode).i_mapping;
+        let mut folio: *mut bindings::folio = core::ptr::null_mut();
+        to_result(bindings::block_write_begin(
+            mapping,
+            pos,
+            len,
+            &mut folio,
+            Some(get_block_mapped),
+        ))?;
+        let off = (pos - bindings::folio_pos(folio)) as usize;
+        bindings::bento_folio_zero_range(folio, off, len as usize);
+        let ret = bindings::generic_write_end(
+            core::ptr::null_mut(),
+            mapping,
+            pos,
+            len,
+            len,
+            folio,
+            core::ptr::null_mut(),
+        );
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+    }
+    Ok(())
+}
