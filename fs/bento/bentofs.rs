@@ -16,6 +16,8 @@ mod call;
 mod context;
 mod data;
 mod dir;
+mod direct;
+mod export;
 mod file;
 mod inode;
 mod journal;

@@ -15,10 +15,10 @@ use kernel::error::to_result;
 use kernel::prelude::*;
 
 use crate::call::{self, Table};
-use crate::data;
 use crate::dir::fh;
 use crate::inode::{container, fs, getattr, refresh};
 use crate::xattr;
+use crate::{data, direct};
 
 pub(crate) static FILE_INODE_OPS: bindings::inode_operations = {
     // SAFETY: An all-zero table is valid: every operation is optional.
@@ -26,6 +26,7 @@ pub(crate) static FILE_INODE_OPS: bindings::inode_operations = {
     ops.getattr = Some(getattr);
     ops.setattr = Some(crate::attr::setattr);
     ops.listxattr = Some(xattr::listxattr);
+    ops.fiemap = Some(direct::fiemap);
     ops
 };
 
@@ -46,8 +47,8 @@ pub(crate) static BLOCK_FILE_OPS: Table<bindings::file_operations> = Table({
     ops.open = Some(open);
     ops.release = Some(release);
     ops.flush = Some(flush);
-    ops.read_iter = Some(bindings::generic_file_read_iter);
-    ops.write_iter = Some(bindings::generic_file_write_iter);
+    ops.read_iter = Some(direct::read_iter);
+    ops.write_iter = Some(direct::write_iter);
     ops.splice_read = Some(bindings::filemap_splice_read);
     ops.splice_write = Some(bindings::iter_file_splice_write);
     ops.mmap = Some(data::mmap);
@@ -95,7 +96,12 @@ unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file
     };
     if ret == 0 {
         // SAFETY: `file` is valid and not yet visible to others.
-        unsafe { (*file).private_data = open.fh as *mut c_void };
+        unsafe {
+            (*file).private_data = open.fh as *mut c_void;
+            if crate::inode::block_backed((*inode).i_sb) {
+                direct::allow_direct(file);
+            }
+        }
     }
     ret
 }

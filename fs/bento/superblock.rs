@@ -202,6 +202,7 @@ pub(crate) unsafe extern "C" fn fill_super(
         }
         sbr.s_time_gran = 1;
         sbr.s_xattr = crate::xattr::HANDLERS.0.as_ptr();
+        sbr.s_export_op = &crate::export::EXPORT_OPS.0;
 
         let read_only = sbr.s_flags & bindings::SB_RDONLY != 0;
         // SAFETY: `fc` is valid.

@@ -21,6 +21,9 @@
 #include <linux/slab.h>
 #include <linux/xattr.h>
 #include <linux/falloc.h>
+#include <linux/iomap.h>
+#include <linux/exportfs.h>
+#include <linux/uio.h>
 #include "services_helper.h"
 
 const unsigned int RUST_CONST_HELPER_BENTO_I_NEW = I_NEW;
@@ -41,3 +44,10 @@ const int RUST_CONST_HELPER_BENTO_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 const int RUST_CONST_HELPER_BENTO_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
 const int RUST_CONST_HELPER_BENTO_PATH_MAX = PATH_MAX;
 const unsigned int RUST_CONST_HELPER_BENTO_XATTR_NAME_MAX = XATTR_NAME_MAX;
+const unsigned int RUST_CONST_HELPER_BENTO_IOMAP_WRITE = IOMAP_WRITE;
+const unsigned int RUST_CONST_HELPER_BENTO_IOMAP_HOLE = IOMAP_HOLE;
+const unsigned int RUST_CONST_HELPER_BENTO_IOMAP_MAPPED = IOMAP_MAPPED;
+const unsigned int RUST_CONST_HELPER_BENTO_IOMAP_F_NEW = IOMAP_F_NEW;
+const unsigned int RUST_CONST_HELPER_BENTO_IOMAP_DIO_FORCE_WAIT = IOMAP_DIO_FORCE_WAIT;
+const int RUST_CONST_HELPER_BENTO_IOCB_DIRECT = IOCB_DIRECT;
+const fmode_t RUST_CONST_HELPER_BENTO_FMODE_CAN_ODIRECT = FMODE_CAN_ODIRECT;

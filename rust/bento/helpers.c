@@ -16,6 +16,7 @@
 #include <linux/mm.h>
 #include <linux/xattr.h>
 #include <linux/kdev_t.h>
+#include <linux/uio.h>
 
 #include "services_helpers.c"
 
@@ -204,6 +205,36 @@ void rust_helper_bento_sb_set_rdonly(struct super_block *sb)
 struct folio *rust_helper_bento_page_folio(struct page *page)
 {
 	return page_folio(page);
+}
+
+void rust_helper_bento_inode_lock_shared(struct inode *inode)
+{
+	inode_lock_shared(inode);
+}
+
+void rust_helper_bento_inode_unlock_shared(struct inode *inode)
+{
+	inode_unlock_shared(inode);
+}
+
+void rust_helper_bento_file_accessed(struct file *file)
+{
+	file_accessed(file);
+}
+
+ssize_t rust_helper_bento_generic_write_sync(struct kiocb *iocb, ssize_t count)
+{
+	return generic_write_sync(iocb, count);
+}
+
+void rust_helper_bento_mark_inode_dirty(struct inode *inode)
+{
+	mark_inode_dirty(inode);
+}
+
+size_t rust_helper_bento_iov_iter_count(const struct iov_iter *i)
+{
+	return iov_iter_count(i);
 }
 
 void rust_helper_bento_inode_lock(struct inode *inode)
