@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Crash consistency of kernel xv6fs: power cuts in the middle of a workload.
-# Each round: mkfs a fresh image; boot the guest with the disk on cache=directsync (a
-# write QEMU acknowledged is on the image) and run a workload that creates, renames and
-# deletes files, logging each change to the host only after fsync made it durable;
-# kill QEMU after a random time (the power cut); boot again, mount (jbd2 replays the
-# journal) and check that every logged change is there, byte for byte; then fsck.xv6fs
-# on the host must find the image clean. KTAP on stdout.
+# Crash consistency of kernel xv6fs, and journals moving between the builds.
+# Each round: mkfs a fresh image; run a workload that creates, renames and deletes
+# files, logging each change only after fsync made it durable; cut it off at a random
+# time; mount again (replaying the journal) and check that every logged change is
+# there, byte for byte; then fsck.xv6fs on the host must find the image clean.
+# Rounds rotate through three cases:
+#   kernel -> kernel  power cut of the guest (disk on cache=directsync: what QEMU
+#                     acknowledged is on the image), replay by jbd2
+#   kernel -> FUSE    the same power cut, replay by the userspace journal on the host
+#   FUSE -> kernel    kill -9 of the FUSE daemon on the host, replay by jbd2
+# KTAP on stdout.
 # Usage: crash-kernel.sh [ROUNDS]      (needs make kernel and make fuse)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -24,75 +28,130 @@ initrd=$work/initrd.gz
 # The workload: file i has "f<i>" repeated over size(i) bytes; lines "+ PATH SIZE" and
 # "- PATH" reach the host log only after the change was fsynced (file, then directory).
 cat >"$work/workload.sh" <<'EOF'
-modprobe xv6fs && mkdir -p /mnt/x && mount -t xv6fs /dev/vda /mnt/x || exit 1
-cd /mnt/x || exit 1
-: >/host/log
+if [ -z "${MNT:-}" ]; then
+	modprobe xv6fs && mkdir -p /mnt/x && mount -t xv6fs /dev/vda /mnt/x || exit 1
+	MNT=/mnt/x LOG=/host/log
+fi
+cd "$MNT" || exit 1
+: >"$LOG"
 i=0
 while :; do
 	i=$((i + 1)); d=d$((i % 8)); n=$(((i * 7919) % 200000 + 1))
 	mkdir -p $d
 	yes "f$i" | head -c $n >$d/f$i.tmp && sync $d/f$i.tmp &&
-		mv $d/f$i.tmp $d/f$i && sync $d && echo "+ $d/f$i $n" >>/host/log
+		mv $d/f$i.tmp $d/f$i && sync $d && echo "+ $d/f$i $n" >>"$LOG"
 	if [ $((i % 3)) = 0 ] && [ -e d$(((i - 5) % 8))/f$((i - 5)) ]; then
 		v=d$(((i - 5) % 8))/f$((i - 5))
-		rm $v && sync d$(((i - 5) % 8)) && echo "- $v" >>/host/log
+		rm $v && sync d$(((i - 5) % 8)) && echo "- $v" >>"$LOG"
 	fi
 done
 EOF
 # The check: the last logged change of each path decides what must be there.
 cat >"$work/verify.sh" <<'EOF'
-modprobe xv6fs && mkdir -p /mnt/x && mount -t xv6fs /dev/vda /mnt/x || { echo "mount failed"; exit 1; }
+guest=
+if [ -z "${MNT:-}" ]; then
+	modprobe xv6fs && mkdir -p /mnt/x && mount -t xv6fs /dev/vda /mnt/x ||
+		{ echo "mount failed"; exit 1; }
+	MNT=/mnt/x LOG=/host/log guest=1
+fi
 bad=0 n=0
-awk '{ last[$2] = $0 } END { for (p in last) print last[p] }' /host/log >/tmp/want
+want=$(mktemp)
+awk '{ last[$2] = $0 } END { for (p in last) print last[p] }' "$LOG" >"$want"
 while read -r op path size; do
 	n=$((n + 1))
 	name=${path##*/}
 	if [ "$op" = + ]; then
-		yes "$name" | head -c "$size" | cmp -s - "/mnt/x/$path" ||
+		yes "$name" | head -c "$size" | cmp -s - "$MNT/$path" ||
 			{ echo "lost or wrong: $path ($size bytes)"; bad=$((bad + 1)); }
-	elif [ -e "/mnt/x/$path" ]; then
+	elif [ -e "$MNT/$path" ]; then
 		echo "deleted but present: $path"; bad=$((bad + 1))
 	fi
-done </tmp/want
+done <"$want"
 echo "checked $n paths, $bad bad"
-umount /mnt/x || { echo "umount failed"; exit 1; }
-dmesg | grep -E 'BUG:|WARNING:|Oops|KASAN|UBSAN' && exit 1
+if [ -n "$guest" ]; then
+	umount /mnt/x || { echo "umount failed"; exit 1; }
+	dmesg | grep -E 'BUG:|WARNING:|Oops|KASAN|UBSAN' && exit 1
+fi
 [ "$bad" = 0 ]
 EOF
+
+fuse=$BENTO_ROOT/target/debug/xv6fs
+# The FUSE daemon runs in the foreground (-f) as our child, so that we can kill it and
+# wait until it let go of the image.
+fuse_mount() {
+	local n=0
+	"$fuse" -f "$img" "$mnt" 2>>"$work/fuse.log" &
+	fpid=$!
+	until mountpoint -q "$mnt"; do
+		kill -0 "$fpid" 2>/dev/null && [ "$n" -lt 100 ] || return 1
+		sleep 0.1; n=$((n + 1))
+	done
+}
+fuse_umount() {
+	fusermount3 -u -z "$mnt" 2>/dev/null
+	wait "$fpid" 2>/dev/null
+}
+qemu() { # disk-options log-file timeout command
+	"$BENTO_ROOT/tools/testing/bento/run-qemu.sh" --kernel "$bzimage" --initrd "$initrd" \
+		--disk "$1" --share-dir "$share" --timeout "$3" --cmd "$4" >"$2" 2>&1
+}
 
 echo "TAP version 13"
 echo "1..$((rounds * 2))"
 t=0
 for r in $(seq 1 "$rounds"); do
-	img=$work/xv6fs.img share=$work/share
-	rm -rf "$share"; mkdir -p "$share"
+	img=$work/xv6fs.img share=$work/share mnt=$work/mnt
+	rm -rf "$share"; mkdir -p "$share" "$mnt"
 	cp "$work/workload.sh" "$work/verify.sh" "$share/"
 	"$mkfs" -q -s 256M "$img" || { echo "Bail out! mkfs failed"; exit 1; }
-	# Boot takes ~2-3 s under TCG; cut the power 4-12 s into the workload.
+	case $((r % 3)) in
+	1) how="kernel -> kernel" ;;
+	2) how="kernel -> FUSE" ;;
+	0) how="FUSE -> kernel" ;;
+	esac
+	# Guest boot takes ~2-3 s under TCG; cut 4-12 s into the workload.
 	cut=$((6 + (RANDOM % 9)))
-	"$BENTO_ROOT/tools/testing/bento/run-qemu.sh" --kernel "$bzimage" --initrd "$initrd" \
-		--disk "$img,cache=directsync" --share-dir "$share" --timeout "$cut" \
-		--cmd 'sh /host/workload.sh' >"$work/run$r.log" 2>&1
-	rc=$?
-	logged=$(grep -c . "$share/log" 2>/dev/null || echo 0)
 	t=$((t + 1))
-	if [ "$rc" = 124 ] && [ "$logged" -gt 0 ]; then
-		echo "ok $t round $r: power cut after ${cut}s, $logged durable changes logged"
+	if [ "${how%% *}" = kernel ]; then
+		qemu "$img,cache=directsync" "$work/run$r.log" "$cut" 'sh /host/workload.sh'
+		rc=$?
+		ran=$([ "$rc" = 124 ] && echo yes)
 	else
-		echo "not ok $t round $r: workload did not run until the power cut (exit $rc, $logged changes)"
+		fuse_mount || { echo "Bail out! FUSE mount failed"; exit 1; }
+		MNT=$mnt LOG=$share/log timeout -s KILL "$((cut - 3))" sh "$work/workload.sh" \
+			>"$work/run$r.log" 2>&1 &
+		wl=$!
+		sleep "$((cut - 3))"
+		kill -KILL "$fpid"
+		wait "$wl" 2>/dev/null
+		fuse_umount
+		ran=yes
+	fi
+	logged=$(grep -c . "$share/log" 2>/dev/null || echo 0)
+	if [ "$ran" = yes ] && [ "$logged" -gt 0 ]; then
+		echo "ok $t round $r ($how): cut after ${cut}s, $logged durable changes logged"
+	else
+		echo "not ok $t round $r ($how): the workload did not run until the cut ($logged changes)"
 		tail -20 "$work/run$r.log" | sed 's/^/# /'
 	fi
-	"$BENTO_ROOT/tools/testing/bento/run-qemu.sh" --kernel "$bzimage" --initrd "$initrd" \
-		--disk "$img" --share-dir "$share" --timeout 300 \
-		--cmd 'sh /host/verify.sh' >"$work/verify$r.log" 2>&1
-	vrc=$?
+	if [ "${how##* }" = kernel ]; then
+		qemu "$img" "$work/verify$r.log" 300 'sh /host/verify.sh'
+		vrc=$?
+	else
+		vrc=1
+		if fuse_mount; then
+			MNT=$mnt LOG=$share/log sh "$work/verify.sh" >"$work/verify$r.log" 2>&1
+			vrc=$?
+			fuse_umount
+		fi
+	fi
 	fsck_out=$("$fsck" -n "$img" 2>&1)
 	frc=$?
 	t=$((t + 1))
 	if [ "$vrc" = 0 ] && [ "$frc" = 0 ]; then
-		echo "ok $t round $r: after replay every fsynced change is there; fsck clean ($(grep -o 'checked [0-9]* paths' "$work/verify$r.log"))"
+		echo "ok $t round $r ($how): after replay every fsynced change is there, fsck clean ($(grep -o 'checked [0-9]* paths' "$work/verify$r.log"))"
 	else
-		echo "not ok $t round $r: verify exit $vrc, fsck exit $frc"
+		echo "not ok $t round $r ($how): verify exit $vrc, fsck exit $frc"
 		grep -E 'lost|deleted|checked|failed|BUG|WARNING' "$work/verify$r.log" | head -20 | sed 's/^/# /'
 		echo "$fsck_out" | head -20 | sed 's/^/# /'
 	fi
