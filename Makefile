@@ -5,6 +5,9 @@
 #                            bento file systems mounted, and give a shell
 #   make run CMD='ls /mnt'   same, but run CMD in the guest and exit with its status
 #   make check               every test; ends with "N passed, N failed, N skipped"
+#   make check-debug         the guest's kselftests on the debug kernel (lockdep, KASAN, ...,
+#                            built with LLVM=-19; not part of check); same last line
+#   make kernel-debug        only build the debug kernel; make run-debug: boot it
 #
 # Heavy artifacts (kernel tree, build, initramfs) live in $(BENTO_CACHE), outside the
 # checkout, keyed by hashes of their inputs.
@@ -20,6 +23,7 @@ CARGO := /usr/bin/cargo
 export BENTO_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bento
 
 .PHONY: all deps kernel modules fuse run check menuconfig fmt clippy clean help
+.PHONY: kernel-debug run-debug check-debug
 
 all: kernel fuse
 
@@ -45,6 +49,17 @@ run: kernel
 
 check:
 	@bash $(T)/check.sh
+
+# The debug kernel: Kconfig.snippet + $(T)/debug.config, LLVM=-19, in its own tree, build
+# directory and lock in $(BENTO_CACHE) (BENTO_VARIANT=debug, see $(T)/lib.sh).
+kernel-debug: deps
+	@BENTO_VARIANT=debug bash $(T)/build-kernel.sh
+
+run-debug: kernel-debug
+	@BENTO_VARIANT=debug bash $(T)/guest.sh "$(CMD)"
+
+check-debug:
+	@BENTO_VARIANT=debug bash $(T)/check-guest.sh --build
 
 menuconfig: deps
 	@bash -c '. $(T)/lib.sh && bash $(T)/build-kernel.sh --config-only && kmake menuconfig'

@@ -6,12 +6,14 @@
 #   fs/bento rust/bento samples/  -> copied file by file; unchanged files keep mtimes
 #   Kconfig.snippet               -> tinyconfig + fragment
 # Kbuild then rebuilds only what changed (a sample change rebuilds only modules).
+# BENTO_VARIANT=debug (make kernel-debug) builds the debug kernel the same way in its own
+# tree, build directory and lock (lib.sh), with debug.config too and LLVM=-19.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 mkdir -p "$BENTO_CACHE"
-# One build at a time per cache (two would race on the tree and the objects).
-exec 9>"$BENTO_CACHE/.build.lock"
+# One build at a time per cache and variant (two would race on the tree and the objects).
+exec 9>"$BENTO_LOCK"
 flock 9
 [ -r "$KTARBALL" ] || { echo "missing $KTARBALL: run 'make deps'" >&2; exit 1; }
 
@@ -59,18 +61,25 @@ if [ -d "$KBUILD/samples/bento" ] && [ "$(cat "$KBUILD/.bento-api" 2>/dev/null)"
 fi
 
 # 3. Configuration.
-cfg_key=$(hash_inputs "$BENTO_ROOT/Kconfig.snippet" "$KSRC/.bento-tree")
+cfg_key=$(hash_inputs "${KFRAGMENTS[@]}" "$KSRC/.bento-tree")
 if [ "$(cat "$KBUILD/.bento-config" 2>/dev/null)" != "$cfg_key" ] || [ ! -f "$KBUILD/.config" ]; then
-	log "configuring: tinyconfig + Kconfig.snippet"
+	log "configuring: tinyconfig + ${KFRAGMENTS[*]##*/}"
 	mkdir -p "$KBUILD"
-	cp "$BENTO_ROOT/Kconfig.snippet" "$KSRC/kernel/configs/bento.config"
-	kmake -s tinyconfig bento.config >/dev/null
-	# Every line of the fragment must have survived (a missing dependency drops options
+	# Kconfig.snippet as bento.config, the others as bento-NAME (debug.config ->
+	# bento-debug.config).
+	targets=(tinyconfig bento.config)
+	cp "${KFRAGMENTS[0]}" "$KSRC/kernel/configs/bento.config"
+	for f in "${KFRAGMENTS[@]:1}"; do
+		cp "$f" "$KSRC/kernel/configs/bento-${f##*/}"
+		targets+=("bento-${f##*/}")
+	done
+	kmake -s "${targets[@]}" >/dev/null
+	# Every line of the fragments must have survived (a missing dependency drops options
 	# silently).
-	missing=$(grep -E '^CONFIG_' "$BENTO_ROOT/Kconfig.snippet" | while read -r l; do
+	missing=$(cat "${KFRAGMENTS[@]}" | grep -E '^CONFIG_' | while read -r l; do
 		grep -qxF "$l" "$KBUILD/.config" || echo "$l"; done)
 	if [ -n "$missing" ]; then
-		echo "Kconfig.snippet options not taken by Kconfig:" >&2
+		echo "${KFRAGMENTS[*]##*/}: options not taken by Kconfig:" >&2
 		echo "$missing" >&2
 		exit 1
 	fi
@@ -80,7 +89,8 @@ fi
 [ "${1:-}" = --config-only ] && exit 0
 
 # 4. Build.
-log "building bzImage and modules (-j$(nproc); a clean build takes ~6-10 min on 2 cores)"
+log "building ${BENTO_VARIANT:+$BENTO_VARIANT }bzImage and modules (-j$(nproc); a clean build" \
+	"takes ~6-10 min on 2 cores${BENTO_VARIANT:+, the debug kernel ~XX min})"
 start=$(date +%s)
 set +o pipefail
 # Quiet Kbuild lines ("  CC      path") become a progress count; everything else (Rust
@@ -94,4 +104,4 @@ set -o pipefail
 echo "$api_key" > "$KBUILD/.bento-api"
 rm -rf "$MODROOT"
 kmake -s INSTALL_MOD_PATH="$MODROOT" modules_install >/dev/null
-log "kernel ready: $KBUILD/arch/x86/boot/bzImage ($(( $(date +%s) - start )) s)"
+log "${BENTO_VARIANT:+$BENTO_VARIANT }kernel ready: $KBUILD/arch/x86/boot/bzImage ($(( $(date +%s) - start )) s)"

@@ -16,7 +16,8 @@ PKGS=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio
 	xz-utils patch qemu-system-x86 busybox-static clang-19 libclang-19-dev lld-19 llvm-19
 	"rustc-web=$RUST_V" "libstd-rust-web-dev=$RUST_V" "libstd-rust-web-1.85=$RUST_V"
 	"rust-web-src=$RUST_V" "rust-web-clippy=$RUST_V" "rustfmt-web=$RUST_V" "cargo-web=$RUST_V"
-	e2fsprogs python3 kmod pahole fuse3 shellcheck libncurses-dev)
+	e2fsprogs python3 kmod pahole fuse3 shellcheck libncurses-dev
+	gcc libc6-dev)   # gcc/libc6-dev: static kselftest programs (xv6fs_test) for the guest
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -43,17 +44,19 @@ if [ "$("$BENTO_TOOLS/bin/bindgen" --version 2>/dev/null)" != "bindgen $BINDGEN_
 	PATH=/usr/bin:/bin cargo install --quiet --locked "bindgen-cli@$BINDGEN_V" --root "$BENTO_TOOLS"
 fi
 
-# pjdfstest, statically linked so that it also runs in the busybox guest.
+# pjdfstest and fsx, statically linked so that they also run in the busybox guest.
 if [ "$(cat "$BENTO_TOOLS/.pjdfstest-version" 2>/dev/null)" != "$PJDFSTEST_V" ]; then
 	log "installing pjdfstest $PJDFSTEST_V (~2 min)"
 	PATH=/usr/bin:/bin RUSTFLAGS='-C target-feature=+crt-static' cargo install --quiet --locked \
 		"pjdfstest@$PJDFSTEST_V" --target x86_64-unknown-linux-gnu --root "$BENTO_TOOLS"
 	echo "$PJDFSTEST_V" > "$BENTO_TOOLS/.pjdfstest-version"
 fi
-if [ "$(cat "$BENTO_TOOLS/.fsx-version" 2>/dev/null)" != "$FSX_V" ]; then
+# fsx too: the host's FUSE tests and the guest's kselftests run the same binary.
+if [ "$(cat "$BENTO_TOOLS/.fsx-version" 2>/dev/null)" != "$FSX_V static" ]; then
 	log "installing fsx $FSX_V (~1 min)"
-	PATH=/usr/bin:/bin cargo install --quiet --locked "fsx@$FSX_V" --root "$BENTO_TOOLS"
-	echo "$FSX_V" > "$BENTO_TOOLS/.fsx-version"
+	PATH=/usr/bin:/bin RUSTFLAGS='-C target-feature=+crt-static' cargo install --quiet --locked \
+		--force "fsx@$FSX_V" --target x86_64-unknown-linux-gnu --root "$BENTO_TOOLS"
+	echo "$FSX_V static" > "$BENTO_TOOLS/.fsx-version"
 fi
 # pjdfstest switches to these users (Debian has `nogroup` and `nobody` already).
 if [ "$(id -u)" = 0 ] && ! id tests >/dev/null 2>&1; then

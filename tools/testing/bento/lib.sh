@@ -8,9 +8,23 @@ BENTO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 # path short: Rust doctest symbol names embed it and kallsyms truncates long ones.
 BENTO_CACHE=${BENTO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bento}
 BENTO_TOOLS=${BENTO_TOOLS:-$BENTO_CACHE/tools}
-KSRC=$BENTO_CACHE/linux          # assembled, patched source tree
-KBUILD=${KBUILD:-$BENTO_CACHE/build}   # O= build directory
+# The kernel variant: BENTO_VARIANT unset or empty, the normal kernel (tinyconfig +
+# Kconfig.snippet); "debug", the same tree with debug.config merged on top (lockdep,
+# KASAN, ...) and built with clang (make kernel-debug, make check-debug). Each variant
+# has its own tree, build, lock, initramfs and logs, so both build and boot at once.
+BENTO_VARIANT=${BENTO_VARIANT:-}
+case $BENTO_VARIANT in
+'') BENTO_SUFFIX= ;;
+debug) BENTO_SUFFIX=-debug ;;
+*) echo "lib.sh: unknown BENTO_VARIANT '$BENTO_VARIANT' (known: debug)" >&2; exit 2 ;;
+esac
+KSRC=$BENTO_CACHE/linux$BENTO_SUFFIX          # assembled, patched source tree
+KBUILD=${KBUILD:-$BENTO_CACHE/build$BENTO_SUFFIX}   # O= build directory
 MODROOT=$KBUILD/modroot          # modules_install target
+BENTO_LOCK=$BENTO_CACHE/.build$BENTO_SUFFIX.lock   # held by build-kernel.sh
+BENTO_INITRD=$BENTO_CACHE/initramfs$BENTO_SUFFIX.cpio.gz   # guest.sh's, with MODROOT's modules
+# Config fragments merged onto tinyconfig, in this order.
+KFRAGMENTS=("$BENTO_ROOT/Kconfig.snippet")
 KTARBALL=${KTARBALL:-/usr/src/linux-source-6.12.tar.xz}
 
 # Debian's Rust 1.85 first on PATH, for cargo too: rustup's newer toolchain (first on
@@ -21,6 +35,12 @@ export PATH=/usr/bin:/bin:$PATH RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 KMAKE_VARS=(RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
 	CLIPPY_DRIVER=/usr/bin/clippy-driver "BINDGEN=$BENTO_TOOLS/bin/bindgen"
 	HOSTRUSTC=/usr/bin/rustc)
+if [ "$BENTO_VARIANT" = debug ]; then
+	KFRAGMENTS+=("$BENTO_ROOT/tools/testing/bento/debug.config")
+	# Rust with KASAN needs clang (init/Kconfig: RUST depends on !KASAN || CC_IS_CLANG):
+	# clang-19, ld.lld-19 and llvm-*-19 (deps.sh), rustc 1.85's LLVM.
+	KMAKE_VARS+=(LLVM=-19)
+fi
 
 kmake() {
 	make -C "$KSRC" O="$KBUILD" "${KMAKE_VARS[@]}" "$@"

@@ -96,7 +96,8 @@ cat >"$stage/init" <<'INIT'
 # PID 1 of the bento test guest. Runs /host/cmd.sh when the host provides one
 # (run-qemu.sh --cmd), else an interactive shell; powers off afterwards.
 # No `set -e`: if PID 1 dies the kernel panics and the log shows nothing useful.
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+# /host/bin: the host's static programs (mkfs.xv6fs, fsck.xv6fs, pjdfstest, fsx).
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/host/bin
 export HOME=/root TERM="${TERM:-linux}" PS1='bento:\w# '
 
 mounted() { grep -q "^[^ ]* $1 " /proc/mounts 2>/dev/null; }
@@ -152,7 +153,21 @@ else
 	[ -f /host/profile ] && export ENV=/host/profile
 	setsid cttyhack sh
 fi
-sync
+# Unmount the disks' file systems (clean images for the next boot) and sync, but not
+# forever: a file system stuck in the kernel must not keep the guest up.
+bounded() {
+	"$@" &
+	i=0
+	while [ "$i" -lt 100 ] && kill -0 $! 2>/dev/null &&
+		! grep -qs "^State:.*Z" "/proc/$!/status"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ "$i" -lt 100 ] || echo "bento-init: '$*' still running after 10 s; powering off anyway"
+}
+bounded sh -c 'grep "^/dev/" /proc/mounts | cut -d" " -f2 | sort -r |
+	while read -r m; do umount "$m"; done'
+bounded sync
 poweroff -f
 INIT
 chmod 755 "$stage/init"

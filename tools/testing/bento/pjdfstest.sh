@@ -2,16 +2,24 @@
 # SPDX-License-Identifier: GPL-2.0
 # Runs pjdfstest (crate pjdfstest, POSIX semantics) in directory DIR of a mounted file
 # system and prints its results as KTAP (one line per case), for check.sh's counters.
-# Usage: pjdfstest.sh PJDFSTEST_BINARY DIR
+# Usage: pjdfstest.sh PJDFSTEST_BINARY DIR [SECONDARY_DIR]
 # DIR's file system must let other users in (FUSE: -o allow_other); users `tests` and
-# `nobody` and group `nogroup` must exist.
+# `nobody` and group `nogroup` must exist. SECONDARY_DIR, on another file system, enables
+# the cross-device (EXDEV) cases. PJDFSTEST_TIMEOUT: seconds (default 900).
+# Runs under busybox sh too (the guest has no bash: run it as `sh pjdfstest.sh`).
 set -uo pipefail
-bin=$1 dir=$2
+bin=$1 dir=$2 second=${3:-}
 conf=$(cd "$(dirname "$0")" && pwd)/pjdfstest.toml
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 mkdir -p "$dir" && chmod 0777 "$dir"
-(cd "$dir" && timeout 900 "$bin" -c "$conf" -p "$dir") > "$log" 2>&1
+if [ -n "$second" ]; then
+	mkdir -p "$second" && chmod 0777 "$second"
+	set -- -s "$second"
+else
+	set --
+fi
+(cd "$dir" && timeout "${PJDFSTEST_TIMEOUT:-900}" "$bin" -c "$conf" -p "$dir" "$@") > "$log" 2>&1
 rc=$?
 echo "TAP version 13"
 awk '

@@ -4,9 +4,13 @@
 # Boot a kernel with the mkinitramfs.sh initramfs under QEMU (TCG) and
 # optionally run one shell command in the guest.
 #
-# Usage: run-qemu.sh --kernel BZIMAGE --initrd INITRD [--disk IMG]...
+# Usage: run-qemu.sh --kernel BZIMAGE --initrd INITRD [--disk IMG[,OPTS]]...
 #                    [--disk-cache MODE] [--share-dir DIR] [--cmd 'SHELL CMD']
 #                    [--timeout SECONDS] [--mem SIZE] [--append 'CMDLINE']
+#
+# --disk: a raw image, as a virtio disk (vda, vdb, ... in order). OPTS, comma-separated:
+#   serial=NAME (the guest reads it in /sys/block/vdX/serial), cache=MODE (overrides
+#   --disk-cache, default unsafe, for this disk), or any other -drive option.
 #
 # --cmd: the command runs as root in /host (the 9p share), console on stdout;
 #   exits with the command's status, 124 on timeout, 125 if the guest wrote no
@@ -40,13 +44,12 @@ done
 [ -f "$kernel" ] || die "--kernel FILE required (got '$kernel')"
 [ -f "$initrd" ] || die "--initrd FILE required (got '$initrd')"
 [[ $timeout_s =~ ^[0-9]+$ ]] || die "--timeout takes whole seconds"
+# -virtfs and -drive split their option strings on commas: a disk's path ends at the
+# first one, and no path may hold one.
 for d in ${disks[@]+"${disks[@]}"}; do
-	[ -f "$d" ] || die "disk image $d not found"
+	[ -f "${d%%,*}" ] || die "disk image ${d%%,*} not found"
 done
-# -virtfs splits its option string on commas.
-for p in "${share_dir}" "${disks[@]+"${disks[@]}"}"; do
-	case $p in *,*) die "paths with commas are not supported: $p" ;; esac
-done
+case $share_dir in *,*) die "paths with commas are not supported: $share_dir" ;; esac
 
 if [ -n "$share_dir" ]; then
 	[ -d "$share_dir" ] || die "--share-dir $share_dir is not a directory"
@@ -76,8 +79,23 @@ qemu_args=(
 	# Entropy for the guest; needs no host setup, harmless without the driver.
 	-device virtio-rng-pci
 )
+# Each disk: a -drive (the image) and a virtio-blk device (serial=, which -drive no
+# longer takes); the other options go to the -drive.
+n=0
 for d in ${disks[@]+"${disks[@]}"}; do
-	qemu_args+=(-drive "file=$d,format=raw,if=virtio,cache=$disk_cache")
+	drive="file=${d%%,*},format=raw,if=none,id=disk$n" dev="virtio-blk-pci,drive=disk$n"
+	optstr=${d#"${d%%,*}"}   # from the first comma on, or empty
+	IFS=, read -r -a opts <<<"$optstr"
+	case $optstr in *,cache=*) ;; *) drive+=",cache=$disk_cache" ;; esac
+	for o in ${opts[@]+"${opts[@]}"}; do
+		case $o in
+		'') ;;
+		serial=*) dev+=",$o" ;;
+		*) drive+=",$o" ;;
+		esac
+	done
+	qemu_args+=(-drive "$drive" -device "$dev")
+	n=$((n + 1))
 done
 qemu=${QEMU:-qemu-system-x86_64}
 
