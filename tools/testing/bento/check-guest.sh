@@ -94,4 +94,12 @@ for k in "${results[@]}"; do
 	grep -E '^[[:space:]]*not ok' "$k"
 done
 [ -s "$logs/guest-results/dmesg-check.txt" ] && cat "$logs/guest-results/dmesg-check.txt"
+
+# Power cuts during a kernel xv6fs workload, and dirty journals crossing builds.
+log "crash consistency (power cuts, QEMU guest)"
+bash tools/testing/bento/crash-kernel.sh 3 > "$logs/crash-kernel.ktap" 2>"$logs/crash-kernel.err"
+read -r p f s < <(ktap_counts "$logs/crash-kernel.ktap")
+[ $((p + f + s)) -gt 0 ] || f=1
+count "guest: crash-kernel" "$p" "$f" "$s"
+grep -A12 '^not ok' "$logs/crash-kernel.ktap"
 summary "${1:-}"

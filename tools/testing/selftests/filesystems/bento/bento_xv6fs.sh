@@ -268,6 +268,48 @@ bad_root_inode() {
 	# The root is inode 1, at byte 256 of the table.
 	corrupt $((itable * 4096 + 256)) 256 && refused
 }
+# freeze: writers wait until thaw; the frozen device holds a clean journal.
+freeze_thaw() {
+	umount_all && timeout 120 mkfs.xv6fs -q "$dev" && mount_xv6fs || return 1
+	echo before >"$MNT/before" && timeout 60 fsfreeze --freeze "$MNT" || return 1
+	(echo during >"$MNT/during") &
+	writer=$!
+	sleep 2
+	if ! kill -0 "$writer" 2>/dev/null; then
+		echo "a write went through on a frozen file system"
+		timeout 60 fsfreeze --unfreeze "$MNT"
+		return 1
+	fi
+	timeout 60 fsfreeze --unfreeze "$MNT" || return 1
+	wait "$writer" && [ "$(cat "$MNT/during")" = during ] && um "$MNT"
+}
+# errors=remount-ro: a corrupt inode found in use turns the mount read-only (and logs
+# it); errors=continue only logs.
+corrupt_inode_of() { # name: make a file NAME, then damage its inode on disk
+	timeout 120 mkfs.xv6fs -q "$dev" && mount_xv6fs && echo x >"$MNT/$1" || return 1
+	ino=$(stat -c %i "$MNT/$1") && um "$MNT" || return 1
+	itable=$(u32_at $((4096 + 56)))
+	corrupt $((itable * 4096 + ino * 256)) 256
+}
+errors_remount_ro() {
+	corrupt_inode_of victim && mount_xv6fs -o errors=remount-ro || return 1
+	fails_with "Structure needs cleaning" stat "$MNT/victim" || { um "$MNT"; return 1; }
+	grep -q "^$dev $MNT xv6fs ro[ ,]" /proc/mounts ||
+		{ echo "still read-write:"; grep " $MNT " /proc/mounts; um "$MNT"; return 1; }
+	log_since_mark | grep -q "remounting read-only" ||
+		{ echo "no log line"; log_since_mark; um "$MNT"; return 1; }
+	fails_with "Read-only file system" touch "$MNT/new"
+	um "$MNT"
+}
+errors_continue() {
+	corrupt_inode_of victim && mount_xv6fs -o errors=continue || return 1
+	fails_with "Structure needs cleaning" stat "$MNT/victim" || { um "$MNT"; return 1; }
+	grep -q "^$dev $MNT xv6fs rw[ ,]" /proc/mounts && echo y >"$MNT/still-rw" &&
+		log_since_mark | grep -q "corruption detected (errors=continue)"
+	rc=$?
+	um "$MNT"
+	return "$rc"
+}
 unload() { umount_all && rmmod xv6fs && ! registered; }
 autoload() {
 	timeout 120 mkfs.xv6fs -q "$dev" && mount_xv6fs && registered && um "$MNT" &&
@@ -281,7 +323,7 @@ log_clean() {
 # ---- the run ----------------------------------------------------------------------
 
 ktap_print_header
-ktap_set_plan 23
+ktap_set_plan 26
 
 # Start from nothing: no mount of the disk (make run mounts it), module not loaded.
 [ -n "$dev" ] && umount_all 2>/dev/null
@@ -321,6 +363,9 @@ t "umount" umount_all
 t -b 300 "fsck.xv6fs -n finds the file system clean" fsck_clean
 t "corrupted superblock: mount refused with an errno" bad_superblock
 t "corrupted root inode: mount refused with an errno" bad_root_inode
+t "fsfreeze: writes wait until thaw" freeze_thaw
+t "errors=remount-ro: corruption found in use makes the mount read-only" errors_remount_ro
+t "errors=continue: corruption is logged, the mount stays read-write" errors_continue
 t "rmmod xv6fs after umount unregisters the type" unload
 t "mount -t xv6fs autoloads the module" autoload
 # Leave a fresh file system behind (make run mounts this disk).
