@@ -22,7 +22,7 @@ pub(crate) struct Context {
     /// `fs=` of the generic type.
     fs_name: KVec<u8>,
     /// Fs-specific options, comma separated.
-    options: KVec<u8>,
+    pub(crate) options: KVec<u8>,
     /// The implementation chosen in `get_tree`, with a module reference that
     /// `fill_super` moves into the superblock.
     pub(crate) imp: Option<Impl>,

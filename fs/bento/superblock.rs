@@ -29,6 +29,8 @@ pub(crate) struct SbInfo {
     /// The jbd2 journal the file system loaded on this superblock's device, if any
     /// (set and cleared by the `bento` journal service, see `journal.rs`).
     pub(crate) journal: AtomicPtr<bindings::journal_t>,
+    /// The options the mount was given (`fs=` aside), for `/proc/mounts`.
+    options: KVec<u8>,
 }
 
 impl Drop for SbInfo {
@@ -75,9 +77,29 @@ static SUPER_OPS: bindings::super_operations = {
     ops.put_super = Some(put_super);
     ops.sync_fs = Some(sync_fs);
     ops.freeze_fs = Some(freeze_fs);
+    ops.show_options = Some(show_options);
     ops.unfreeze_fs = Some(unfreeze_fs);
     ops
 };
+
+/// `show_options`: the file system's options as given at mount (`errors=` included),
+/// after the VFS's own (`ro`, ...).
+///
+/// # Safety
+///
+/// Called by the VFS with a live `seq_file` and a mounted bento superblock's root.
+unsafe extern "C" fn show_options(m: *mut bindings::seq_file, root: *mut bindings::dentry) -> i32 {
+    // SAFETY: VFS contract; `s_fs_info` is our `SbInfo`.
+    unsafe {
+        let info = &*(*(*root).d_sb).s_fs_info.cast::<SbInfo>();
+        let opts = &info.options[..];
+        if !opts.is_empty() {
+            bindings::seq_putc(m, b',' as _);
+            bindings::seq_write(m, opts.as_ptr().cast(), opts.len());
+        }
+    }
+    0
+}
 
 /// `freeze_fs`: the VFS has stopped writers and synced; hold off new transactions and
 /// checkpoint the journal, so the frozen device holds a clean file system (for
@@ -185,6 +207,11 @@ pub(crate) unsafe extern "C" fn fill_super(
                     on_error: ctx.on_error,
                 },
                 journal: AtomicPtr::new(core::ptr::null_mut()),
+                options: {
+                    let mut o = KVec::new();
+                    o.extend_from_slice(&ctx.options, GFP_KERNEL)?;
+                    o
+                },
             },
             GFP_KERNEL,
         )?;

@@ -293,6 +293,8 @@ corrupt_inode_of() { # name: make a file NAME, then damage its inode on disk
 }
 errors_remount_ro() {
 	corrupt_inode_of victim && mount_xv6fs -o errors=remount-ro || return 1
+	grep -q "^$dev $MNT xv6fs rw,.*errors=remount-ro" /proc/mounts ||
+		{ echo "options not shown:"; grep " $MNT " /proc/mounts; um "$MNT"; return 1; }
 	fails_with "Structure needs cleaning" stat "$MNT/victim" || { um "$MNT"; return 1; }
 	grep -q "^$dev $MNT xv6fs ro[ ,]" /proc/mounts ||
 		{ echo "still read-write:"; grep " $MNT " /proc/mounts; um "$MNT"; return 1; }
