@@ -78,7 +78,6 @@ static SUPER_OPS: bindings::super_operations = {
     ops.sync_fs = Some(sync_fs);
     ops.freeze_fs = Some(freeze_fs);
     ops.show_options = Some(show_options);
-    ops.unfreeze_fs = Some(unfreeze_fs);
     ops
 };
 
@@ -101,9 +100,11 @@ unsafe extern "C" fn show_options(m: *mut bindings::seq_file, root: *mut binding
     0
 }
 
-/// `freeze_fs`: the VFS has stopped writers and synced; hold off new transactions and
-/// checkpoint the journal, so the frozen device holds a clean file system (for
-/// snapshots), as ext4 does.
+/// `freeze_fs`: the VFS has stopped writers, page faults and internal writers and
+/// synced; checkpoint the journal so the frozen device holds a clean file system (for
+/// snapshots). As ext4 does, updates are locked only around the flush: the VFS freeze
+/// levels keep new handles out (holding `j_barrier` until thaw would return to user
+/// space with a lock held).
 ///
 /// # Safety
 ///
@@ -114,32 +115,13 @@ unsafe extern "C" fn freeze_fs(sb: *mut bindings::super_block) -> i32 {
     if journal.is_null() {
         return 0;
     }
-    // SAFETY: The journal stays loaded while the superblock is mounted; updates are
-    // unlocked again by `unfreeze_fs` (or below on failure).
+    // SAFETY: The journal stays loaded while the superblock is mounted.
     unsafe {
         bindings::jbd2_journal_lock_updates(journal);
         let ret = bindings::jbd2_journal_flush(journal, 0);
-        if ret != 0 {
-            bindings::jbd2_journal_unlock_updates(journal);
-        }
+        bindings::jbd2_journal_unlock_updates(journal);
         ret
     }
-}
-
-/// `unfreeze_fs`.
-///
-/// # Safety
-///
-/// Called by the VFS on a bento superblock frozen by `freeze_fs`.
-unsafe extern "C" fn unfreeze_fs(sb: *mut bindings::super_block) -> i32 {
-    // SAFETY: `sb` is mounted and frozen (VFS contract).
-    unsafe {
-        let journal = journal_of(sb);
-        if !journal.is_null() {
-            bindings::jbd2_journal_unlock_updates(journal);
-        }
-    }
-    0
 }
 
 /// Unmounts the file system instance. Called once every inode is gone, while the block
