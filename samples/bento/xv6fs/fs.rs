@@ -1,11 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The file system: mount, the superblock state, and the [`FileSystem`] operations.
 //!
-//! Locking: one reader-writer lock per mount. Operations that change anything take it
-//! for writing (and run in one journal transaction), lookups and reads share it. Simple
-//! and obviously correct; finer locking is a later optimisation.
+//! Locking: one reader-writer lock per mount (`Xv6Fs::state`). Operations that change
+//! anything take it for writing inside a journal handle, lookups and reads share it.
+//! Simple and obviously correct; finer locking is a later optimisation.
+//!
+//! **A journal handle is the outermost lock** (jbd2's rule, which ext4 follows): a write
+//! starts its handle *before* taking the state lock and stops it *after* releasing it
+//! ([`Xv6Fs::transact`]), and nothing waits for a commit (a blocking `Journal::start`,
+//! `force_commit`) while holding the lock. Otherwise, in the kernel: a commit writes the
+//! ordered file data, which locks page-cache folios; a reader holding a folio lock calls
+//! `map_blocks`, which waits for the state lock; a writer holding the state lock waits in
+//! `start` for that commit. The framework's own handle around a buffered write
+//! (`DATA_CREDITS`) is outermost too: `map_blocks` and `setattr` nest in it.
+//!
+//! Work that takes several transactions (truncation, freeing an inode, orphan
+//! processing, hole punching, `fallocate`) drops the lock and stops the handle between
+//! them (handle → lock → a bounded chunk → unlock → stop → next), and reads again what it
+//! needs (the inode) after locking again: other operations run in between.
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use bento::block::BlockDevice;
+use bento::collections::BTreeMap;
 use bento::journal::{Handle, Journal};
 use bento::sync::RwLock;
 use bento::types::{rename_flags, whence, xattr_flags};
@@ -18,7 +35,7 @@ use crate::alloc::Bitmap;
 use crate::dir;
 use crate::dir::DirStore;
 use crate::hash::siphash13;
-use crate::inode::{FREE_BUDGET, REVOKE_BUDGET};
+use crate::inode::{FREE_BUDGET, MAP_CREDITS, REVOKE_BUDGET};
 use crate::layout::{
     corrupt, DiskInode, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64, FLAG_INLINE_SYMLINK,
     INCOMPAT_SUPPORTED, INLINE_SYMLINK_MAX, NAME_MAX, ROOT_INO, RO_COMPAT_SUPPORTED, STATE_CLEAN,
@@ -28,8 +45,17 @@ use crate::store::Dir;
 use crate::xattr;
 
 /// Journal credits of a namespace operation (inodes, bitmaps, a directory split on
-/// each level, the superblock).
+/// each level, the superblock), and of each chunk of a multi-transaction operation.
 const NS_CREDITS: u32 = 64;
+
+/// Journal credits of a `setattr` that does not truncate: the inode.
+const SETATTR_CREDITS: u32 = 1;
+
+/// Journal credits of writing the superblock alone.
+const SB_CREDITS: u32 = 1;
+
+/// How many times an allocation that ran out of space is retried after a commit.
+const ALLOC_RETRIES: u32 = 3;
 
 /// Mutable state of a mount, under its lock.
 pub struct State {
@@ -39,6 +65,10 @@ pub struct State {
     pub(crate) inodes: Bitmap,
     /// First orphan (mirror of the superblock field).
     pub(crate) orphan_head: u32,
+    /// The inodes on the orphan list, filled from the disk before the first change to
+    /// it ([`Xv6Fs::process_orphans`]). An inode goes on the list once, whatever its
+    /// reasons (no links left, a truncation in progress), and comes off once.
+    pub(crate) orphans: BTreeMap<u32, ()>,
     /// Generation for the next new inode.
     pub(crate) generation: u32,
 }
@@ -49,7 +79,8 @@ pub struct Xv6Fs {
     pub(crate) journal: Journal,
     pub(crate) sb: Superblock,
     pub(crate) seed: u32,
-    pub(crate) read_only: bool,
+    /// Mounted read-only (`remount` changes it).
+    pub(crate) read_only: AtomicBool,
     pub(crate) state: RwLock<State>,
 }
 
@@ -61,30 +92,133 @@ fn kind_of(mode: u32) -> Result<FileType> {
     FileType::from_mode(mode).ok_or(Errno::EINVAL)
 }
 
+/// Whether transactions check that the mount is writable ([`Xv6Fs::tx`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// An operation: `EROFS` on a read-only mount.
+    Checked,
+    /// Mount and remount's own work (orphans, the superblock state), done while the
+    /// mount is still read-only to the world.
+    Internal,
+}
+
 impl Xv6Fs {
+    /// The journal (tests use it to play the framework's outer handle).
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     /// The directory hash of `name`.
     pub(crate) fn hash(&self, name: &[u8]) -> u64 {
         siphash13(&self.sb.uuid, name)
     }
 
+    fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Acquire)
+    }
+
     fn check_writable(&self) -> Result {
-        if self.read_only {
+        if self.is_read_only() {
             Err(Errno::EROFS)
         } else {
             Ok(())
         }
     }
 
-    /// Writes the superblock (with the current orphan head) in `h`.
-    fn write_sb(&self, h: &Handle<'_>, st: &State) -> Result {
+    /// Runs `f` in one transaction with the state locked for writing, in jbd2's order:
+    /// the handle (`credits` blocks, `revokes` revoke records) is started before the lock
+    /// is taken and stopped after it is released. `EROFS` on a read-only mount (checked
+    /// again under the lock, so nothing changes once `remount` made the mount read-only).
+    /// On a thread already holding a handle (the framework's), the handle nests in it.
+    fn transact<R>(
+        &self,
+        credits: u32,
+        revokes: u32,
+        f: impl FnOnce(&Handle<'_>, &mut State) -> Result<R>,
+    ) -> Result<R> {
+        self.tx(Access::Checked, credits, revokes, f)
+    }
+
+    /// [`Xv6Fs::transact`], checking writability or not.
+    fn tx<R>(
+        &self,
+        access: Access,
+        credits: u32,
+        revokes: u32,
+        f: impl FnOnce(&Handle<'_>, &mut State) -> Result<R>,
+    ) -> Result<R> {
+        let checked = access == Access::Checked;
+        if checked {
+            self.check_writable()?;
+        }
+        let h = self.journal.start_with_revokes(credits, revokes)?;
+        let r = {
+            let mut st = self.state.write();
+            if checked && self.is_read_only() {
+                Err(Errno::EROFS)
+            } else {
+                f(&h, &mut st)
+            }
+        };
+        let stopped = h.stop();
+        let r = r?;
+        stopped?;
+        Ok(r)
+    }
+
+    /// Out of space, but blocks freed by uncommitted transactions would make room:
+    /// commits them. Returns whether that can help (some block is free and some free
+    /// is waiting for its commit). Called with no lock and no handle held, since it
+    /// waits for a commit. On a thread holding a handle (the framework's around a
+    /// buffered write) the journal refuses (`EINVAL`): then it returns `false` and the
+    /// operation fails with `ENOSPC`, which the framework retries after it committed
+    /// itself.
+    fn commit_for_space(&self) -> Result<bool> {
+        let free = self.state.read().blocks.free();
+        let data = u64::from(self.sb.data_start);
+        let len = u64::from(self.sb.nblocks).saturating_sub(data);
+        if free == 0 || self.journal.first_pending(data, len).is_none() {
+            return Ok(false);
+        }
+        match self.journal.force_commit() {
+            Ok(()) => Ok(true),
+            Err(Errno::EINVAL) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `op`, and again after a commit while it fails with `ENOSPC` and committing
+    /// can help, at most [`ALLOC_RETRIES`] times (as ext4's `ext4_should_retry_alloc`):
+    /// a free made in several transactions by another thread (a truncation) may need
+    /// more than one commit before its blocks are all reusable.
+    fn retry_enospc<R>(&self, mut op: impl FnMut() -> Result<R>) -> Result<R> {
+        let mut retries = 0u32;
+        loop {
+            match op() {
+                Err(Errno::ENOSPC) if retries < ALLOC_RETRIES && self.commit_for_space()? => {
+                    retries = retries.saturating_add(1);
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Writes the superblock in `h`, with orphan head `orphan_head` and the clean bit
+    /// set (`clean`: no read-write mount is active) or not.
+    fn write_sb(&self, h: &Handle<'_>, orphan_head: u32, clean: bool) -> Result {
         let mut sb = self.sb.clone();
-        sb.orphan_head = st.orphan_head;
-        sb.state &= !STATE_CLEAN;
+        sb.orphan_head = orphan_head;
+        if clean {
+            sb.state |= STATE_CLEAN;
+        } else {
+            sb.state &= !STATE_CLEAN;
+        }
         let buf = self.dev.read(SUPERBLOCK_BLOCK)?;
         h.modify(&buf, |b| sb.encode(b))?
     }
 
-    /// Puts inode `ino` on the orphan list.
+    /// Puts inode `ino` on the orphan list (`inode` is its in-memory copy, written by
+    /// the caller), unless it is on it already.
     fn orphan_add(
         &self,
         h: &Handle<'_>,
@@ -92,13 +226,21 @@ impl Xv6Fs {
         ino: u32,
         inode: &mut DiskInode,
     ) -> Result {
+        if st.orphans.contains_key(&ino) {
+            return Ok(());
+        }
+        st.orphans.insert(ino, ())?;
+        if let Err(e) = self.write_sb(h, ino, false) {
+            st.orphans.remove(&ino);
+            return Err(e);
+        }
         inode.orphan_next = st.orphan_head;
         st.orphan_head = ino;
-        self.write_sb(h, st)
+        Ok(())
     }
 
-    /// Takes inode `ino` off the orphan list (`inode` is its in-memory copy, written by
-    /// the caller).
+    /// Takes inode `ino` off the orphan list if it is on it (`inode` is its in-memory
+    /// copy, written by the caller).
     fn orphan_remove(
         &self,
         h: &Handle<'_>,
@@ -106,75 +248,112 @@ impl Xv6Fs {
         ino: u32,
         inode: &mut DiskInode,
     ) -> Result {
-        if st.orphan_head == ino {
-            st.orphan_head = inode.orphan_next;
-            inode.orphan_next = 0;
-            return self.write_sb(h, st);
+        if !st.orphans.contains_key(&ino) {
+            return Ok(());
         }
-        let mut prev = st.orphan_head;
-        let mut steps = 0u32;
-        while prev != 0 {
-            let mut p = self.iread(prev)?;
-            if p.orphan_next == ino {
-                p.orphan_next = inode.orphan_next;
-                inode.orphan_next = 0;
-                return self.iput(h, prev, &p);
+        if st.orphan_head == ino {
+            self.write_sb(h, inode.orphan_next, false)?;
+            st.orphan_head = inode.orphan_next;
+        } else {
+            let mut prev = st.orphan_head;
+            let mut steps = 0u32;
+            loop {
+                if prev == 0 {
+                    return Err(corrupt(format_args!("orphan list: inode {ino} missing")));
+                }
+                let mut p = self.iread(prev)?;
+                if p.orphan_next == ino {
+                    p.orphan_next = inode.orphan_next;
+                    self.iput(h, prev, &p)?;
+                    break;
+                }
+                prev = p.orphan_next;
+                steps = steps.saturating_add(1);
+                if steps > self.sb.ninodes {
+                    return Err(corrupt(format_args!("orphan list loops")));
+                }
             }
-            prev = p.orphan_next;
-            steps = steps.saturating_add(1);
-            if steps > self.sb.ninodes {
+        }
+        inode.orphan_next = 0;
+        st.orphans.remove(&ino);
+        Ok(())
+    }
+
+    /// Reads the orphan list from the disk into `st.orphans`.
+    fn load_orphans(&self, st: &mut State) -> Result {
+        st.orphans.clear();
+        let mut ino = st.orphan_head;
+        let mut steps = 0u32;
+        while ino != 0 {
+            if st.orphans.insert(ino, ())?.is_some() || steps > self.sb.ninodes {
                 return Err(corrupt(format_args!("orphan list loops")));
             }
+            ino = self.iread(ino)?.orphan_next;
+            steps = steps.saturating_add(1);
         }
         Ok(())
     }
 
-    /// Frees an inode with no links left: its blocks (over as many transactions as
-    /// needed), its xattr block, its number; and takes it off the orphan list.
-    fn release_inode(&self, st: &mut State, ino: u32) -> Result {
+    /// Frees an inode with no links left: its blocks (one transaction per chunk), then
+    /// its xattr block and its number, taking it off the orphan list.
+    fn release_inode(&self, access: Access, ino: u32) -> Result {
         loop {
-            let h = self.journal.start_with_revokes(NS_CREDITS, REVOKE_BUDGET)?;
-            let mut inode = self.iread(ino)?;
-            let done = if inode.flags & FLAG_INLINE_SYMLINK != 0 {
-                true
-            } else {
-                self.free_from(st, &h, ino, &mut inode, 0)?
-            };
-            if done {
+            // One more revoke than a truncation chunk uses: the xattr block.
+            let revokes = REVOKE_BUDGET.saturating_add(1);
+            let done = self.tx(access, NS_CREDITS, revokes, |h, st| {
+                let mut inode = self.iread(ino)?;
+                let done = if inode.flags & FLAG_INLINE_SYMLINK != 0 {
+                    Ok(true)
+                } else {
+                    self.free_from(st, h, ino, &mut inode, 0)
+                };
+                if !matches!(done, Ok(true)) {
+                    // Keep the inode in step with the bitmap, even after an error.
+                    self.iput(h, ino, &inode)?;
+                    return done;
+                }
                 if inode.xattr_block != 0 {
                     let b = inode.xattr_block;
-                    st.blocks.release(&self.dev, &h, b)?;
+                    st.blocks.release(&self.dev, h, b)?;
                     h.revoke(u64::from(b))?;
                     self.journal.defer_free(h.tid(), u64::from(b), 1)?;
                 }
-                self.orphan_remove(&h, st, ino, &mut inode)?;
-                self.iput(&h, ino, &DiskInode::default())?;
-                st.inodes.release(&self.dev, &h, ino)?;
-            } else {
-                self.iput(&h, ino, &inode)?;
-            }
-            h.stop()?;
+                self.orphan_remove(h, st, ino, &mut inode)?;
+                self.iput(h, ino, &DiskInode::default())?;
+                st.inodes.release(&self.dev, h, ino)?;
+                Ok(true)
+            })?;
             if done {
                 return Ok(());
             }
         }
     }
 
-    /// After a crash: frees or truncates every inode on the orphan list.
-    fn process_orphans(&self, st: &mut State) -> Result {
+    /// After a crash (at mount, or when a read-only mount becomes read-write): frees
+    /// or truncates every inode on the orphan list.
+    fn process_orphans(&self) -> Result {
+        {
+            let mut st = self.state.write();
+            self.load_orphans(&mut st)?;
+        }
         let mut n = 0u32;
-        while st.orphan_head != 0 {
-            let ino = st.orphan_head;
-            let inode = self.iread(ino)?;
+        loop {
+            let (ino, inode) = {
+                let st = self.state.read();
+                if st.orphan_head == 0 {
+                    break;
+                }
+                (st.orphan_head, self.iread(st.orphan_head)?)
+            };
             if inode.nlink == 0 {
-                self.release_inode(st, ino)?;
+                self.release_inode(Access::Internal, ino)?;
             } else {
-                self.truncate_blocks(st, ino, inode.size)?;
-                let h = self.journal.start(NS_CREDITS)?;
-                let mut inode = self.iread(ino)?;
-                self.orphan_remove(&h, st, ino, &mut inode)?;
-                self.iput(&h, ino, &inode)?;
-                h.stop()?;
+                self.truncate_blocks(Access::Internal, ino, inode.size)?;
+                self.tx(Access::Internal, NS_CREDITS, 0, |h, st| {
+                    let mut inode = self.iread(ino)?;
+                    self.orphan_remove(h, st, ino, &mut inode)?;
+                    self.iput(h, ino, &inode)
+                })?;
             }
             n = n.saturating_add(1);
             if n > self.sb.ninodes {
@@ -187,15 +366,17 @@ impl Xv6Fs {
         Ok(())
     }
 
-    /// Frees the blocks of `ino` past `size` (several transactions if large).
-    fn truncate_blocks(&self, st: &mut State, ino: u32, size: u64) -> Result {
+    /// Frees the blocks of `ino` past `size`, one transaction per chunk.
+    fn truncate_blocks(&self, access: Access, ino: u32, size: u64) -> Result {
         let keep = size.div_ceil(BLOCK_SIZE_U64);
         loop {
-            let h = self.journal.start_with_revokes(NS_CREDITS, REVOKE_BUDGET)?;
-            let mut inode = self.iget(ino)?;
-            let done = self.free_from(st, &h, ino, &mut inode, keep)?;
-            self.iput(&h, ino, &inode)?;
-            h.stop()?;
+            let done = self.tx(access, NS_CREDITS, REVOKE_BUDGET, |h, st| {
+                let mut inode = self.iget(ino)?;
+                let done = self.free_from(st, h, ino, &mut inode, keep);
+                // Keep the inode in step with the bitmap, even after an error.
+                self.iput(h, ino, &inode)?;
+                done
+            })?;
             if done {
                 return Ok(());
             }
@@ -226,18 +407,8 @@ impl Xv6Fs {
     }
 
     /// Creates an inode of `mode` named `name` in `parent`; `init` fills kind-specific
-    /// parts (directory block, symlink target) in the same transaction.
-    /// Out of space, but blocks freed by uncommitted transactions would make room:
-    /// commit them (no handle may be held). Returns whether that can help.
-    pub(crate) fn commit_for_space(&self, st: &State) -> Result<bool> {
-        if st.blocks.free() == 0 {
-            return Ok(false);
-        }
-        self.journal.force_commit()?;
-        Ok(true)
-    }
-
-    /// [`Xv6Fs::make_once`], once more after a commit if it ran out of space.
+    /// parts (directory block, symlink target) in the same transaction. Again after a
+    /// commit if it ran out of space (with no lock and no handle held).
     #[allow(clippy::type_complexity)]
     fn make(
         &self,
@@ -248,14 +419,10 @@ impl Xv6Fs {
         rdev: u32,
         init: &dyn Fn(&Xv6Fs, &Handle<'_>, &mut State, u32, &mut DiskInode) -> Result,
     ) -> Result<Entry> {
-        match self.make_once(req, parent, name, mode, rdev, init) {
-            Err(Errno::ENOSPC) if self.commit_for_space(&self.state.read())? => {
-                self.make_once(req, parent, name, mode, rdev, init)
-            }
-            r => r,
-        }
+        self.retry_enospc(|| self.make_once(req, parent, name, mode, rdev, init))
     }
 
+    #[allow(clippy::type_complexity)]
     fn make_once(
         &self,
         req: &Request,
@@ -269,62 +436,60 @@ impl Xv6Fs {
         dir::check_name(name)?;
         let parent = ino32(parent)?;
         let kind = kind_of(mode)?;
-        let mut st = self.state.write();
-        if self.find(parent, name)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
-        let mut pi = self.iget(parent)?;
-        if kind == FileType::Directory && pi.nlink >= u32::from(u16::MAX) {
-            return Err(Errno::EMLINK);
-        }
-        let pattr = self.attr(parent, &pi)?;
         // Revokes: undoing a failed make frees the new inode's block (metadata).
-        let h = self.journal.start_with_revokes(NS_CREDITS, REVOKE_BUDGET)?;
-        let ino = st.inodes.alloc(&self.dev, &h, None, &|_| true)?;
-        let (uid, gid, perm) = new_inode_owner(req, &pattr, kind, mode);
-        let now = bento::time::now();
-        st.generation = st.generation.wrapping_add(1);
-        let mut inode = DiskInode {
-            mode: kind.mode_bits() | perm,
-            uid,
-            gid,
-            nlink: if kind == FileType::Directory { 2 } else { 1 },
-            atime: now,
-            mtime: now,
-            ctime: now,
-            crtime: now,
-            generation: st.generation,
-            rdev: if matches!(kind, FileType::CharDevice | FileType::BlockDevice) {
-                rdev
-            } else {
-                0
-            },
-            ..DiskInode::default()
-        };
-        let made = init(self, &h, &mut st, ino, &mut inode).and_then(|()| {
-            self.iput(&h, ino, &inode)?;
-            let d = Dir::writer(self, parent, pi.clone(), &h, &mut st);
-            dir::insert(&d, self.hash(name), name, ino, kind)?;
-            pi = d.into_inode();
-            Ok(())
-        });
-        if let Err(e) = made {
-            // Undo in the same transaction: the number and any blocks go back.
-            let _ = self.free_from(&mut st, &h, ino, &mut inode, 0);
-            let _ = self.iput(&h, ino, &DiskInode::default());
-            let _ = st.inodes.release(&self.dev, &h, ino);
-            let _ = h.stop();
-            return Err(e);
-        }
-        if kind == FileType::Directory {
-            pi.nlink = pi.nlink.saturating_add(1);
-        }
-        pi.mtime = now;
-        pi.ctime = now;
-        self.iput(&h, parent, &pi)?;
-        h.stop()?;
-        Ok(Entry {
-            attr: self.attr(ino, &inode)?,
+        self.transact(NS_CREDITS, REVOKE_BUDGET, |h, st| {
+            if self.find(parent, name)?.is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let mut pi = self.iget(parent)?;
+            if kind == FileType::Directory && pi.nlink >= u32::from(u16::MAX) {
+                return Err(Errno::EMLINK);
+            }
+            let pattr = self.attr(parent, &pi)?;
+            let ino = st.inodes.alloc(&self.dev, h, None, &|_| true)?;
+            let (uid, gid, perm) = new_inode_owner(req, &pattr, kind, mode);
+            let now = bento::time::now();
+            st.generation = st.generation.wrapping_add(1);
+            let mut inode = DiskInode {
+                mode: kind.mode_bits() | perm,
+                uid,
+                gid,
+                nlink: if kind == FileType::Directory { 2 } else { 1 },
+                atime: now,
+                mtime: now,
+                ctime: now,
+                crtime: now,
+                generation: st.generation,
+                rdev: if matches!(kind, FileType::CharDevice | FileType::BlockDevice) {
+                    rdev
+                } else {
+                    0
+                },
+                ..DiskInode::default()
+            };
+            let made = init(self, h, st, ino, &mut inode).and_then(|()| {
+                self.iput(h, ino, &inode)?;
+                let d = Dir::writer(self, parent, pi.clone(), h, st);
+                dir::insert(&d, self.hash(name), name, ino, kind)?;
+                pi = d.into_inode();
+                Ok(())
+            });
+            if let Err(e) = made {
+                // Undo in the same transaction: the number and any blocks go back.
+                let _ = self.free_from(st, h, ino, &mut inode, 0);
+                let _ = self.iput(h, ino, &DiskInode::default());
+                let _ = st.inodes.release(&self.dev, h, ino);
+                return Err(e);
+            }
+            if kind == FileType::Directory {
+                pi.nlink = pi.nlink.saturating_add(1);
+            }
+            pi.mtime = now;
+            pi.ctime = now;
+            self.iput(h, parent, &pi)?;
+            Ok(Entry {
+                attr: self.attr(ino, &inode)?,
+            })
         })
     }
 
@@ -353,6 +518,15 @@ impl Xv6Fs {
 }
 
 impl FileSystem for Xv6Fs {
+    /// Credits of one buffered write's outer handle (the framework's), in which
+    /// `map_blocks` and the `setattr` after the write nest: one `map_blocks` allocation
+    /// (at most [`MAP_CREDITS`] = 8: three indirect blocks on the path, four bitmap
+    /// blocks, the inode; see `inode.rs`) plus one `setattr` that does not truncate (the
+    /// inode: [`SETATTR_CREDITS`] = 1). Neither writes the superblock. `map_blocks`
+    /// allocates one run per call, whose blocks share one bitmap block and one indirect
+    /// block, so the run's length does not change the count.
+    const DATA_CREDITS: u32 = MAP_CREDITS + SETATTR_CREDITS;
+
     fn mount(opts: &MountOptions<'_>) -> Result<Self> {
         let mut read_only = opts.read_only;
         for (key, value) in opts.iter() {
@@ -418,6 +592,7 @@ impl FileSystem for Xv6Fs {
             blocks,
             inodes,
             orphan_head: sb.orphan_head,
+            orphans: BTreeMap::new(),
             generation: u32::try_from(bento::time::now().sec & 0xffff_ffff).unwrap_or(0),
         };
         let fs = Xv6Fs {
@@ -425,7 +600,7 @@ impl FileSystem for Xv6Fs {
             dev,
             journal,
             sb,
-            read_only,
+            read_only: AtomicBool::new(read_only),
             state: RwLock::new(state)?,
         };
         let root = fs.iget(ROOT_INO)?;
@@ -433,13 +608,56 @@ impl FileSystem for Xv6Fs {
             return Err(corrupt(format_args!("root inode is not a directory")));
         }
         if !read_only {
-            let mut st = fs.state.write();
-            fs.process_orphans(&mut st)?;
-            let h = fs.journal.start(4)?;
-            fs.write_sb(&h, &st)?;
-            h.stop()?;
+            fs.start_writing()?;
         }
         Ok(fs)
+    }
+
+    fn remount(&self, read_only: bool) -> Result {
+        match (read_only, self.is_read_only()) {
+            (true, true) => return Ok(()),
+            // Read-write here but read-only for the framework: it turned the mount
+            // read-only itself after an error (errors=remount-ro), aborting the journal.
+            // Writable again only if the journal takes a transaction (it refuses with
+            // EROFS once aborted); the orphans are not processed again (some may be
+            // open).
+            (false, false) => {
+                return self.tx(Access::Internal, SB_CREDITS, 0, |h, st| {
+                    self.write_sb(h, st.orphan_head, false)
+                })
+            }
+            _ => {}
+        }
+        if read_only {
+            // From now on every transaction fails with EROFS (checked under the lock,
+            // so none is midway once the superblock below is written).
+            self.read_only.store(true, Ordering::Release);
+            let r = self
+                .tx(Access::Internal, SB_CREDITS, 0, |h, st| {
+                    self.write_sb(h, st.orphan_head, true)
+                })
+                .and_then(|()| self.journal.force_commit())
+                .and_then(|()| self.dev.sync());
+            if r.is_err() {
+                // The mount stays read-write, as the framework sees it.
+                self.read_only.store(false, Ordering::Release);
+            }
+            return r;
+        }
+        if self.dev.read_only() {
+            bento::error!("xv6fs: the device is read-only");
+            return Err(Errno::EROFS);
+        }
+        if self.sb.ro_compat & !RO_COMPAT_SUPPORTED != 0 {
+            bento::error!(
+                "xv6fs: unsupported features {:#x}: stays read-only",
+                self.sb.ro_compat
+            );
+            return Err(Errno::EROFS);
+        }
+        self.start_writing()?;
+        self.read_only.store(false, Ordering::Release);
+        Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: Ino, name: &[u8]) -> Result<Entry> {
@@ -452,13 +670,18 @@ impl FileSystem for Xv6Fs {
 
     fn forget(&self, ino: Ino) {
         let Ok(ino) = ino32(ino) else { return };
-        let mut st = self.state.write();
+        if self.is_read_only() {
+            return;
+        }
         // An unlinked inode goes when the kernel lets go of it.
-        if let Ok(inode) = self.iread(ino) {
-            if inode.mode != 0 && inode.nlink == 0 && !self.read_only {
-                if let Err(e) = self.release_inode(&mut st, ino) {
-                    bento::error!("xv6fs: freeing inode {ino}: {e}");
-                }
+        let unlinked = {
+            let _st = self.state.read();
+            self.iread(ino)
+                .is_ok_and(|inode| inode.mode != 0 && inode.nlink == 0)
+        };
+        if unlinked {
+            if let Err(e) = self.release_inode(Access::Checked, ino) {
+                bento::error!("xv6fs: freeing inode {ino}: {e}");
             }
         }
     }
@@ -472,60 +695,84 @@ impl FileSystem for Xv6Fs {
     fn setattr(&self, _req: &Request, ino: Ino, set: &SetAttr) -> Result<Attr> {
         self.check_writable()?;
         let ino = ino32(ino)?;
-        let mut st = self.state.write();
-        let mut inode = self.iget(ino)?;
         let now = bento::time::now();
-        if let Some(size) = set.size {
+        let check_size = |inode: &DiskInode, size: u64| {
             if inode.kind() != Some(FileType::RegularFile) {
                 return Err(Errno::EINVAL);
             }
-            if size < inode.size {
-                // Blocks past the new end go, possibly over several transactions: the
-                // orphan list finishes the job after a crash.
-                let h = self.journal.start(NS_CREDITS)?;
-                inode.size = size;
-                self.orphan_add(&h, &mut st, ino, &mut inode)?;
-                self.iput(&h, ino, &inode)?;
-                h.stop()?;
-                // The framework zeroed the rest of the block holding the new end (file
-                // data is its business), so a later extension reads zeros.
-                self.truncate_blocks(&mut st, ino, size)?;
-                inode = self.iget(ino)?;
-                let h = self.journal.start(NS_CREDITS)?;
-                self.orphan_remove(&h, &mut st, ino, &mut inode)?;
-                self.iput(&h, ino, &inode)?;
-                h.stop()?;
-            } else if size > crate::layout::MAX_FILE_BLOCKS.saturating_mul(BLOCK_SIZE_U64) {
+            if size > crate::layout::MAX_FILE_BLOCKS.saturating_mul(BLOCK_SIZE_U64) {
                 return Err(Errno::EFBIG);
             }
-            // Growing makes a hole: the bytes past the old end are zero already.
-            inode.size = size;
-            inode.mtime = now;
-        }
-        if let Some(mode) = set.mode {
-            inode.mode = (inode.mode & 0o170000) | (mode & 0o7777);
-        }
-        if let Some(uid) = set.uid {
-            inode.uid = uid;
-        }
-        if let Some(gid) = set.gid {
-            inode.gid = gid;
-        }
-        let pick = |t: TimeSet| match t {
-            TimeSet::Now => now,
-            TimeSet::At(t) => t,
+            Ok(())
         };
-        if let Some(t) = set.atime {
-            inode.atime = pick(t);
+        let mut truncated = false;
+        if let Some(size) = set.size {
+            let shrinks = {
+                let _st = self.state.read();
+                size < self.iget(ino)?.size
+            };
+            if shrinks {
+                // Blocks past the new end go, over as many transactions as needed: the
+                // orphan list finishes the job after a crash. The framework zeroed the
+                // rest of the block holding the new end (file data is its business), so
+                // a later extension reads zeros.
+                truncated = self.transact(NS_CREDITS, 0, |h, st| {
+                    let mut inode = self.iget(ino)?;
+                    check_size(&inode, size)?;
+                    if size >= inode.size {
+                        return Ok(false);
+                    }
+                    inode.size = size;
+                    self.orphan_add(h, st, ino, &mut inode)?;
+                    self.iput(h, ino, &inode)?;
+                    Ok(true)
+                })?;
+                if truncated {
+                    self.truncate_blocks(Access::Checked, ino, size)?;
+                }
+            }
         }
-        if let Some(t) = set.mtime {
-            inode.mtime = pick(t);
-        }
-        inode.ctime = set.ctime.unwrap_or(now);
-        let h = self.journal.start(NS_CREDITS)?;
-        self.iput(&h, ino, &inode)?;
-        h.stop()?;
-        self.attr(ino, &inode)
+        let credits = if truncated {
+            NS_CREDITS
+        } else {
+            SETATTR_CREDITS
+        };
+        self.transact(credits, 0, |h, st| {
+            let mut inode = self.iget(ino)?;
+            if let Some(size) = set.size {
+                check_size(&inode, size)?;
+                // Growing makes a hole: the bytes past the old end are zero already.
+                inode.size = size;
+                inode.mtime = now;
+                // Off the orphan list, unless it lost its last link meanwhile (then
+                // it stays there until it is forgotten).
+                if truncated && inode.nlink > 0 {
+                    self.orphan_remove(h, st, ino, &mut inode)?;
+                }
+            }
+            if let Some(mode) = set.mode {
+                inode.mode = (inode.mode & 0o170000) | (mode & 0o7777);
+            }
+            if let Some(uid) = set.uid {
+                inode.uid = uid;
+            }
+            if let Some(gid) = set.gid {
+                inode.gid = gid;
+            }
+            let pick = |t: TimeSet| match t {
+                TimeSet::Now => now,
+                TimeSet::At(t) => t,
+            };
+            if let Some(t) = set.atime {
+                inode.atime = pick(t);
+            }
+            if let Some(t) = set.mtime {
+                inode.mtime = pick(t);
+            }
+            inode.ctime = set.ctime.unwrap_or(now);
+            self.iput(h, ino, &inode)?;
+            self.attr(ino, &inode)
+        })
     }
 
     fn readlink(&self, _req: &Request, ino: Ino, buf: &mut [u8]) -> Result<usize> {
@@ -616,38 +863,36 @@ impl FileSystem for Xv6Fs {
     fn unlink(&self, _req: &Request, parent: Ino, name: &[u8]) -> Result {
         self.check_writable()?;
         let parent = ino32(parent)?;
-        let mut st = self.state.write();
-        let (ino, kind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
-        if kind == FileType::Directory {
-            return Err(Errno::EISDIR);
-        }
-        let now = bento::time::now();
-        let h = self.journal.start(NS_CREDITS)?;
-        self.edit_dir(&h, &mut st, parent, now, 0, |d| {
-            dir::remove(d, self.hash(name), name).map(|_| ())
-        })?;
-        self.unlink_inode(&h, &mut st, ino, false, now)?;
-        h.stop()
+        self.transact(NS_CREDITS, 0, |h, st| {
+            let (ino, kind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+            if kind == FileType::Directory {
+                return Err(Errno::EISDIR);
+            }
+            let now = bento::time::now();
+            self.edit_dir(h, st, parent, now, 0, |d| {
+                dir::remove(d, self.hash(name), name).map(|_| ())
+            })?;
+            self.unlink_inode(h, st, ino, false, now)
+        })
     }
 
     fn rmdir(&self, _req: &Request, parent: Ino, name: &[u8]) -> Result {
         self.check_writable()?;
         let parent = ino32(parent)?;
-        let mut st = self.state.write();
-        let (ino, kind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
-        if kind != FileType::Directory {
-            return Err(Errno::ENOTDIR);
-        }
-        if !dir::is_empty(&Dir::reader(self, ino, self.iget(ino)?))? {
-            return Err(Errno::ENOTEMPTY);
-        }
-        let now = bento::time::now();
-        let h = self.journal.start(NS_CREDITS)?;
-        self.edit_dir(&h, &mut st, parent, now, -1, |d| {
-            dir::remove(d, self.hash(name), name).map(|_| ())
-        })?;
-        self.unlink_inode(&h, &mut st, ino, true, now)?;
-        h.stop()
+        self.transact(NS_CREDITS, 0, |h, st| {
+            let (ino, kind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+            if kind != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            if !dir::is_empty(&Dir::reader(self, ino, self.iget(ino)?))? {
+                return Err(Errno::ENOTEMPTY);
+            }
+            let now = bento::time::now();
+            self.edit_dir(h, st, parent, now, -1, |d| {
+                dir::remove(d, self.hash(name), name).map(|_| ())
+            })?;
+            self.unlink_inode(h, st, ino, true, now)
+        })
     }
 
     fn rename(
@@ -667,100 +912,95 @@ impl FileSystem for Xv6Fs {
             return Err(Errno::EINVAL);
         }
         let (parent, newparent) = (ino32(parent)?, ino32(newparent)?);
-        let mut st = self.state.write();
-        let (src, skind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
-        let dst = self.find(newparent, newname)?;
-        if parent == newparent && name == newname {
-            return Ok(());
-        }
-        let now = bento::time::now();
-        if flags & rename_flags::EXCHANGE != 0 {
-            let (dst, dkind) = dst.ok_or(Errno::ENOENT)?;
-            let h = self.journal.start(NS_CREDITS)?;
-            self.swap_entry(&h, &mut st, parent, name, dst, dkind, now)?;
-            self.swap_entry(&h, &mut st, newparent, newname, src, skind, now)?;
-            if parent != newparent {
-                for (ino, kind, from, to) in [
-                    (src, skind, parent, newparent),
-                    (dst, dkind, newparent, parent),
-                ] {
-                    if kind == FileType::Directory {
-                        self.reparent(&h, &mut st, ino, from, to)?;
-                    }
-                }
-            }
-            for ino in [src, dst] {
-                let mut i = self.iget(ino)?;
-                i.ctime = now;
-                self.iput(&h, ino, &i)?;
-            }
-            return h.stop();
-        }
-        if let Some((dst, dkind)) = dst {
-            if flags & rename_flags::NOREPLACE != 0 {
-                return Err(Errno::EEXIST);
-            }
-            if dst == src {
+        self.transact(NS_CREDITS, 0, |h, st| {
+            let (src, skind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
+            let dst = self.find(newparent, newname)?;
+            if parent == newparent && name == newname {
                 return Ok(());
             }
-            match (skind == FileType::Directory, dkind == FileType::Directory) {
-                (true, false) => return Err(Errno::ENOTDIR),
-                (false, true) => return Err(Errno::EISDIR),
-                (true, true) if !dir::is_empty(&Dir::reader(self, dst, self.iget(dst)?))? => {
-                    return Err(Errno::ENOTEMPTY)
+            let now = bento::time::now();
+            if flags & rename_flags::EXCHANGE != 0 {
+                let (dst, dkind) = dst.ok_or(Errno::ENOENT)?;
+                self.swap_entry(h, st, parent, name, dst, dkind, now)?;
+                self.swap_entry(h, st, newparent, newname, src, skind, now)?;
+                if parent != newparent {
+                    for (ino, kind, from, to) in [
+                        (src, skind, parent, newparent),
+                        (dst, dkind, newparent, parent),
+                    ] {
+                        if kind == FileType::Directory {
+                            self.reparent(h, st, ino, from, to)?;
+                        }
+                    }
                 }
-                _ => {}
+                for ino in [src, dst] {
+                    let mut i = self.iget(ino)?;
+                    i.ctime = now;
+                    self.iput(h, ino, &i)?;
+                }
+                return Ok(());
             }
-            let h = self.journal.start(NS_CREDITS)?;
-            self.swap_entry(&h, &mut st, newparent, newname, src, skind, now)?;
-            self.unlink_inode(&h, &mut st, dst, dkind == FileType::Directory, now)?;
-            if dkind == FileType::Directory {
-                let mut np = self.iget(newparent)?;
-                np.nlink = np.nlink.saturating_sub(1);
-                self.iput(&h, newparent, &np)?;
+            if let Some((dst, dkind)) = dst {
+                if flags & rename_flags::NOREPLACE != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                if dst == src {
+                    return Ok(());
+                }
+                match (skind == FileType::Directory, dkind == FileType::Directory) {
+                    (true, false) => return Err(Errno::ENOTDIR),
+                    (false, true) => return Err(Errno::EISDIR),
+                    (true, true) if !dir::is_empty(&Dir::reader(self, dst, self.iget(dst)?))? => {
+                        return Err(Errno::ENOTEMPTY)
+                    }
+                    _ => {}
+                }
+                self.swap_entry(h, st, newparent, newname, src, skind, now)?;
+                self.unlink_inode(h, st, dst, dkind == FileType::Directory, now)?;
+                if dkind == FileType::Directory {
+                    let mut np = self.iget(newparent)?;
+                    np.nlink = np.nlink.saturating_sub(1);
+                    self.iput(h, newparent, &np)?;
+                }
+                return self.finish_move(h, st, parent, name, src, skind, newparent, now);
             }
-            self.finish_move(&h, &mut st, parent, name, src, skind, newparent, now)?;
-            return h.stop();
-        }
-        let h = self.journal.start(NS_CREDITS)?;
-        self.edit_dir(&h, &mut st, newparent, now, 0, |d| {
-            dir::insert(d, self.hash(newname), newname, src, skind)
-        })?;
-        self.finish_move(&h, &mut st, parent, name, src, skind, newparent, now)?;
-        h.stop()
+            self.edit_dir(h, st, newparent, now, 0, |d| {
+                dir::insert(d, self.hash(newname), newname, src, skind)
+            })?;
+            self.finish_move(h, st, parent, name, src, skind, newparent, now)
+        })
     }
 
     fn link(&self, _req: &Request, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Entry> {
         self.check_writable()?;
         dir::check_name(newname)?;
         let (ino, newparent) = (ino32(ino)?, ino32(newparent)?);
-        let mut st = self.state.write();
-        let mut inode = self.iget(ino)?;
-        if inode.kind() == Some(FileType::Directory) {
-            return Err(Errno::EPERM);
-        }
-        if inode.nlink >= u32::from(u16::MAX) {
-            return Err(Errno::EMLINK);
-        }
-        if self.find(newparent, newname)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
-        let now = bento::time::now();
-        let h = self.journal.start(NS_CREDITS)?;
-        let kind = inode.kind().ok_or(Errno::EIO)?;
-        self.edit_dir(&h, &mut st, newparent, now, 0, |d| {
-            dir::insert(d, self.hash(newname), newname, ino, kind)
-        })?;
-        inode.nlink = inode.nlink.saturating_add(1);
-        inode.ctime = now;
-        if inode.nlink == 1 {
-            // Linked again (O_TMPFILE style): no longer an orphan.
-            self.orphan_remove(&h, &mut st, ino, &mut inode)?;
-        }
-        self.iput(&h, ino, &inode)?;
-        h.stop()?;
-        Ok(Entry {
-            attr: self.attr(ino, &inode)?,
+        self.transact(NS_CREDITS, 0, |h, st| {
+            let mut inode = self.iget(ino)?;
+            if inode.kind() == Some(FileType::Directory) {
+                return Err(Errno::EPERM);
+            }
+            if inode.nlink >= u32::from(u16::MAX) {
+                return Err(Errno::EMLINK);
+            }
+            if self.find(newparent, newname)?.is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let now = bento::time::now();
+            let kind = inode.kind().ok_or(Errno::EIO)?;
+            self.edit_dir(h, st, newparent, now, 0, |d| {
+                dir::insert(d, self.hash(newname), newname, ino, kind)
+            })?;
+            inode.nlink = inode.nlink.saturating_add(1);
+            inode.ctime = now;
+            if inode.nlink == 1 {
+                // Linked again (O_TMPFILE style): no longer an orphan.
+                self.orphan_remove(h, st, ino, &mut inode)?;
+            }
+            self.iput(h, ino, &inode)?;
+            Ok(Entry {
+                attr: self.attr(ino, &inode)?,
+            })
         })
     }
 
@@ -873,14 +1113,17 @@ impl FileSystem for Xv6Fs {
         if length == 0 {
             return Err(Errno::EINVAL);
         }
-        let mut st = self.state.write();
-        match self.iget(ino)?.kind() {
+        let kind = {
+            let _st = self.state.read();
+            self.iget(ino)?.kind()
+        };
+        match kind {
             Some(FileType::RegularFile) => {}
             Some(FileType::Directory) => return Err(Errno::EISDIR),
             _ => return Err(Errno::ENODEV),
         }
         if mode == PUNCH_HOLE | KEEP_SIZE {
-            return self.punch_hole(&mut st, ino, offset, end);
+            return self.punch_hole(ino, offset, end);
         }
         if mode & !KEEP_SIZE != 0 {
             return Err(Errno::EOPNOTSUPP);
@@ -889,39 +1132,52 @@ impl FileSystem for Xv6Fs {
             return Err(Errno::EFBIG);
         }
         // Allocate every missing block, zeroed on the device (there are no unwritten
-        // extents): the only file data xv6fs writes itself.
+        // extents): the only file data xv6fs writes itself. One transaction per chunk.
         let mut fblk = offset / BLOCK_SIZE_U64;
         let last = end.div_ceil(BLOCK_SIZE_U64);
-        let mut retried = false;
+        let mut retries = 0u32;
         loop {
-            let h = self.journal.start(NS_CREDITS)?;
-            let mut inode = self.iget(ino)?;
-            let mut budget = FREE_BUDGET;
-            let r = (|| -> Result {
-                while fblk < last && h.credits_left() >= 16 && budget > 0 {
-                    let (b, n) = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
-                    if b == 0 {
-                        let (first, n) = self.alloc_run(&mut st, &h, ino, &mut inode, fblk, n)?;
+            let from = fblk;
+            let r = self.transact(NS_CREDITS, 0, |h, st| {
+                let mut inode = self.iget(ino)?;
+                check_regular(&inode)?;
+                let mut budget = FREE_BUDGET;
+                let r = (|| -> Result {
+                    while fblk < last && budget > 0 {
+                        let (b, n) =
+                            self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
+                        if b != 0 {
+                            fblk = fblk.saturating_add(n);
+                            continue;
+                        }
+                        if h.credits_left() < self.alloc_credits(ino, &inode, fblk)? {
+                            break;
+                        }
+                        let (first, n) = self.alloc_run(st, h, ino, &mut inode, fblk, n)?;
+                        // Zeroed before the lock goes, so no reader maps it unzeroed.
                         self.dev.zero_blocks(u64::from(first), n)?;
                         budget = budget.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
                         fblk = fblk.saturating_add(n);
-                    } else {
-                        fblk = fblk.saturating_add(n);
                     }
+                    Ok(())
+                })();
+                if r.is_ok() && mode & KEEP_SIZE == 0 && end > inode.size && fblk >= last {
+                    inode.size = end;
                 }
-                Ok(())
-            })();
-            if r.is_ok() && mode & KEEP_SIZE == 0 && end > inode.size && fblk >= last {
-                inode.size = end;
-            }
-            inode.ctime = bento::time::now();
-            self.iput(&h, ino, &inode)?;
-            h.stop()?;
+                inode.ctime = bento::time::now();
+                // Written even after an error: keeps the inode in step with the bitmap.
+                self.iput(h, ino, &inode)?;
+                Ok(r)
+            })?;
             match r {
                 Ok(()) if fblk >= last => return Ok(()),
+                // Not even one run fit in the handle (a nested one, short of credits).
+                Ok(()) if fblk == from => return Err(Errno::ENOSPC),
                 Ok(()) => {}
                 // Freed blocks become usable when their transaction commits.
-                Err(Errno::ENOSPC) if !retried && self.commit_for_space(&st)? => retried = true,
+                Err(Errno::ENOSPC) if retries < ALLOC_RETRIES && self.commit_for_space()? => {
+                    retries = retries.saturating_add(1);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -974,14 +1230,9 @@ impl FileSystem for Xv6Fs {
             }
         }
         self.check_writable()?;
-        let mut st = self.state.write();
-        match self.map_alloc(&mut st, ino, file_block, count) {
-            // Freed blocks become usable when their transaction commits.
-            Err(Errno::ENOSPC) if self.commit_for_space(&st)? => {
-                self.map_alloc(&mut st, ino, file_block, count)
-            }
-            r => r,
-        }
+        // Freed blocks become usable when their transaction commits (not done on a
+        // thread holding the framework's handle: it retries after committing).
+        self.retry_enospc(|| self.map_alloc(ino, file_block, count))
     }
 }
 
@@ -1004,6 +1255,16 @@ fn extent(disk_block: u32, len: u64, new: bool) -> Extent {
 }
 
 impl Xv6Fs {
+    /// Makes the file system ready for writing (a read-write mount, or a read-only one
+    /// becoming read-write): processes the orphan list and marks the superblock not
+    /// clean. Runs before the mount is writable to anyone else.
+    fn start_writing(&self) -> Result {
+        self.process_orphans()?;
+        self.tx(Access::Internal, SB_CREDITS, 0, |h, st| {
+            self.write_sb(h, st.orphan_head, false)
+        })
+    }
+
     /// Changes the entries of directory `dir` with `f` in transaction `h`, then adds
     /// `nlink_delta` to its link count, stamps its mtime and ctime and writes it.
     fn edit_dir(
@@ -1036,14 +1297,13 @@ impl Xv6Fs {
         self.check_writable()?;
         let ino = ino32(ino)?;
         let (ns, short) = xattr::split_name(req, name, true)?;
-        let mut st = self.state.write();
         // One revoke: removing the last attribute frees the xattr block.
-        let h = self.journal.start_with_revokes(NS_CREDITS, 1)?;
-        let mut inode = self.iget(ino)?;
-        xattr::set(self, &h, &mut st, ino, &mut inode, ns, short, value, flags)?;
-        inode.ctime = bento::time::now();
-        self.iput(&h, ino, &inode)?;
-        h.stop()
+        self.transact(NS_CREDITS, 1, |h, st| {
+            let mut inode = self.iget(ino)?;
+            xattr::set(self, h, st, ino, &mut inode, ns, short, value, flags)?;
+            inode.ctime = bento::time::now();
+            self.iput(h, ino, &inode)
+        })
     }
 
     /// Points entry `name` of `parent` at `ino`.
@@ -1099,33 +1359,46 @@ impl Xv6Fs {
         self.iput(h, src, &s)
     }
 
-    /// `map_blocks` with `create` on a hole: allocates a run in one transaction.
-    fn map_alloc(&self, st: &mut State, ino: u32, fblk: u64, count: u64) -> Result<Extent> {
-        let h = self.journal.start(NS_CREDITS)?;
-        let mut inode = self.iget(ino)?;
-        check_regular(&inode)?;
-        // Mapped meanwhile (before this thread took the lock)?
-        let (b, n) = self.lookup_run(ino, &inode, fblk, count)?;
-        if b != 0 {
-            h.stop()?;
-            return Ok(extent(b, n, false));
-        }
-        let r = self.alloc_run(st, &h, ino, &mut inode, fblk, n);
-        // Indirect blocks may have been added even if the run failed: keep the inode
-        // in step with the bitmap.
-        let w = self.iput(&h, ino, &inode);
-        let s = h.stop();
-        let (first, n) = r?;
-        w?;
-        s?;
-        Ok(extent(first, n, true))
+    /// `map_blocks` with `create` on a hole: allocates one run in one transaction (nested
+    /// in the framework's handle around a buffered write, if any: then it fits in the
+    /// credits left, which `DATA_CREDITS` makes enough for one call).
+    fn map_alloc(&self, ino: u32, fblk: u64, count: u64) -> Result<Extent> {
+        self.transact(MAP_CREDITS, 0, |h, st| {
+            let mut inode = self.iget(ino)?;
+            check_regular(&inode)?;
+            // Mapped meanwhile (before this thread took the lock)?
+            let (b, n) = self.lookup_run(ino, &inode, fblk, count)?;
+            if b != 0 {
+                return Ok(extent(b, n, false));
+            }
+            let need = self.alloc_credits(ino, &inode, fblk)?;
+            if h.credits_left() < need {
+                // Only in a nested handle that earlier calls used up: nothing changed,
+                // the framework retries with a new handle.
+                bento::warn!(
+                    "xv6fs: map_blocks of inode {ino}: {} journal credits left, {need} needed",
+                    h.credits_left()
+                );
+                return Err(Errno::ENOSPC);
+            }
+            let r = self.alloc_run(st, h, ino, &mut inode, fblk, n);
+            // Indirect blocks may have been added even if the run failed: keep the
+            // inode in step with the bitmap.
+            let w = self.iput(h, ino, &inode);
+            let (first, n) = r?;
+            w?;
+            Ok(extent(first, n, true))
+        })
     }
 
     /// Hole punching: frees the blocks lying wholly inside `[start, end)` clipped to the
     /// file size (the framework zeroed the partial blocks at the edges, as
-    /// `FileSystem::fallocate` says).
-    fn punch_hole(&self, st: &mut State, ino: u32, start: u64, end: u64) -> Result {
-        let size = self.iget(ino)?.size;
+    /// `FileSystem::fallocate` says), one transaction per chunk.
+    fn punch_hole(&self, ino: u32, start: u64, end: u64) -> Result {
+        let size = {
+            let _st = self.state.read();
+            self.iget(ino)?.size
+        };
         if start >= size {
             return Ok(());
         }
@@ -1133,30 +1406,43 @@ impl Xv6Fs {
         let mut fblk = start.div_ceil(BLOCK_SIZE_U64);
         let last = end / BLOCK_SIZE_U64;
         loop {
-            let h = self.journal.start(NS_CREDITS)?;
-            let mut inode = self.iget(ino)?;
-            let mut budget = FREE_BUDGET;
-            while fblk < last && h.credits_left() >= 8 && budget > 0 {
-                let (b, n) = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
-                if b == 0 {
-                    fblk = fblk.saturating_add(n);
-                    continue;
-                }
-                let mut i = 0u64;
-                while i < n && h.credits_left() >= 8 && budget > 0 {
-                    let blk = b.saturating_add(u32::try_from(i).map_err(|_| Errno::EIO)?);
-                    self.clear_block(st, &h, ino, &mut inode, fblk.saturating_add(i), blk)?;
-                    budget = budget.saturating_sub(1);
-                    i = i.saturating_add(1);
-                }
-                fblk = fblk.saturating_add(i);
-            }
-            inode.ctime = bento::time::now();
-            inode.mtime = inode.ctime;
-            self.iput(&h, ino, &inode)?;
-            h.stop()?;
+            let from = fblk;
+            self.transact(NS_CREDITS, 0, |h, st| {
+                let mut inode = self.iget(ino)?;
+                check_regular(&inode)?;
+                let mut budget = FREE_BUDGET;
+                let r = (|| -> Result {
+                    while fblk < last && h.credits_left() >= 8 && budget > 0 {
+                        let (b, n) =
+                            self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
+                        if b == 0 {
+                            fblk = fblk.saturating_add(n);
+                            continue;
+                        }
+                        let mut i = 0u64;
+                        while i < n && h.credits_left() >= 8 && budget > 0 {
+                            let blk = b.saturating_add(u32::try_from(i).map_err(|_| Errno::EIO)?);
+                            let f = fblk.saturating_add(i);
+                            self.clear_block(st, h, ino, &mut inode, f, blk)?;
+                            budget = budget.saturating_sub(1);
+                            i = i.saturating_add(1);
+                        }
+                        fblk = fblk.saturating_add(i);
+                    }
+                    Ok(())
+                })();
+                inode.ctime = bento::time::now();
+                inode.mtime = inode.ctime;
+                // Written even after an error: keeps the inode in step with the bitmap.
+                self.iput(h, ino, &inode)?;
+                r
+            })?;
             if fblk >= last {
                 return Ok(());
+            }
+            if fblk == from {
+                // Not even one block fit in the handle (a nested one, short of credits).
+                return Err(Errno::ENOSPC);
             }
         }
     }

@@ -25,16 +25,35 @@ pub const FREE_BUDGET: u32 = 8192;
 /// least this many (`Journal::start_with_revokes`).
 pub const REVOKE_BUDGET: u32 = 64;
 
+/// Journal credits a truncation keeps in hand while it frees blocks: freeing one
+/// changes its bitmap block and the block holding its pointer (2), and the end of the
+/// transaction may write the inode, take it off the orphan list (the superblock or the
+/// previous orphan) and free its xattr block and number (two bitmap blocks): 2 + 4,
+/// rounded up.
+const FREE_RESERVE: u32 = 8;
+
+/// Journal credits of one `map_blocks` allocation (one [`Xv6Fs::alloc_run`]), at most:
+/// the indirect blocks on the path to the run, each created or given a new pointer (3,
+/// for a triple indirect path), the bitmap blocks the new indirect blocks and the run
+/// come from (3 + 1: a run lies within one bitmap block) and the inode. A run lies within
+/// one indirect block (or the direct pointers), so its length does not matter. Nothing
+/// else (not the superblock) is written.
+pub const MAP_CREDITS: u32 = 3 + 4 + 1;
+
 /// What one transaction may still free.
 struct Budget {
     blocks: u32,
     revokes: u32,
+    /// A block was left because of the budget or the handle's credits.
+    starved: bool,
 }
 
 impl Budget {
-    /// Whether a block (`meta`: one that needs a revoke) may still be freed.
-    fn allows(&self, meta: bool) -> bool {
-        self.blocks > 0 && (!meta || self.revokes > 0)
+    /// Whether a block (`meta`: one that needs a revoke) may still be freed in `h`.
+    fn allows(&mut self, h: &Handle<'_>, meta: bool) -> bool {
+        let ok = self.blocks > 0 && (!meta || self.revokes > 0) && h.credits_left() >= FREE_RESERVE;
+        self.starved |= !ok;
+        ok
     }
 
     fn take(&mut self, meta: bool) {
@@ -45,7 +64,7 @@ impl Budget {
     }
 
     fn exhausted(&self) -> bool {
-        self.blocks == 0 || self.revokes == 0
+        self.starved || self.blocks == 0 || self.revokes == 0
     }
 }
 
@@ -420,6 +439,17 @@ impl Xv6Fs {
         Ok((first, u64::from(n)))
     }
 
+    /// Journal credits [`Xv6Fs::alloc_run`] needs from file block `fblk` (a hole): the
+    /// inode and a bitmap block, plus the indirect block holding the pointers, or
+    /// [`MAP_CREDITS`] if indirect blocks are missing above it.
+    pub(crate) fn alloc_credits(&self, ino: u32, inode: &DiskInode, fblk: u64) -> Result<u32> {
+        Ok(match self.find_leaf(ino, inode, fblk)? {
+            Leaf::Direct(_) => 2,
+            Leaf::Indirect { .. } => 3,
+            Leaf::Hole(_) => MAP_CREDITS,
+        })
+    }
+
     /// Where new blocks of a file go when nothing better is known: near its first block.
     fn goal(&self, inode: &DiskInode) -> u32 {
         inode
@@ -512,7 +542,7 @@ impl Xv6Fs {
                 continue;
             }
             let meta = level > 1 || meta_leaves;
-            if child_base.saturating_add(span) <= keep || !budget.allows(meta) {
+            if child_base.saturating_add(span) <= keep || !budget.allows(h, meta) {
                 empty = false;
                 continue;
             }
@@ -532,7 +562,7 @@ impl Xv6Fs {
                     budget,
                 )?
             };
-            if gone && budget.allows(meta) {
+            if gone && budget.allows(h, meta) {
                 self.drop_block(st, h, inode, p, meta)?;
                 h.modify(&buf, |d| set_ptr(d, i, 0))?;
                 budget.take(meta);
@@ -544,8 +574,9 @@ impl Xv6Fs {
     }
 
     /// Frees the blocks of inode `ino` from file block `keep` on, within one
-    /// transaction's budget. Returns whether it finished (else call again in a new
-    /// transaction).
+    /// transaction's budget (blocks, revokes, and the credits left in `h`). Returns
+    /// whether it finished (else call again in a new transaction); `ENOSPC` if it could
+    /// not free anything (a nested handle short of credits).
     pub(crate) fn free_from(
         &self,
         st: &mut State,
@@ -557,7 +588,25 @@ impl Xv6Fs {
         let mut budget = Budget {
             blocks: FREE_BUDGET,
             revokes: REVOKE_BUDGET,
+            starved: false,
         };
+        let done = self.free_within(st, h, ino, inode, keep, &mut budget)?;
+        if !done && budget.blocks == FREE_BUDGET {
+            return Err(Errno::ENOSPC);
+        }
+        Ok(done)
+    }
+
+    /// [`Xv6Fs::free_from`] within `budget`.
+    fn free_within(
+        &self,
+        st: &mut State,
+        h: &Handle<'_>,
+        ino: u32,
+        inode: &mut DiskInode,
+        keep: u64,
+        budget: &mut Budget,
+    ) -> Result<bool> {
         let meta_leaves = inode.kind() != Some(FileType::RegularFile);
         // Triple, double, single indirect trees, then the direct blocks: highest first.
         let mut base = NDIRECT as u64;
@@ -588,9 +637,9 @@ impl Xv6Fs {
                 tree_base,
                 keep,
                 meta_leaves,
-                &mut budget,
+                budget,
             )? && keep <= tree_base
-                && budget.allows(true)
+                && budget.allows(h, true)
             {
                 self.drop_block(st, h, inode, root, true)?;
                 if let Some(s) = inode.addrs.get_mut(slot) {
@@ -605,7 +654,7 @@ impl Xv6Fs {
         for i in (0..NDIRECT).rev() {
             let p = self.check_ptr(ino, inode.addrs.get(i).copied().unwrap_or(0))?;
             if p != 0 && i as u64 >= keep {
-                if !budget.allows(meta_leaves) {
+                if !budget.allows(h, meta_leaves) {
                     return Ok(false);
                 }
                 self.drop_block(st, h, inode, p, meta_leaves)?;
