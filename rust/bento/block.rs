@@ -39,7 +39,8 @@
 //! Where the kernel backend differs:
 //! - The device comes from the mount (`MountOptions::open_device`, which sets the block
 //!   size of the block device's cache: call it before using any buffer).
-//!   [`BlockDevice::read_only`] is also true on a read-only mount.
+//!   [`BlockDevice::read_only`] says whether the device itself is read-only; a
+//!   read-only mount is the file system's business (`MountOptions::read_only`).
 //! - The cache is the block device's page cache, bounded by memory pressure.
 //! - A block from [`BlockDevice::get`] that was not cached holds whatever its page held
 //!   (not zeros) until written; it counts as up to date once [`Buffer::mark_dirty`] or

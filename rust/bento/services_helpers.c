@@ -70,12 +70,7 @@ bool rust_helper_bento_buffer_revoked(struct buffer_head *bh)
 	return buffer_revoked(bh);
 }
 
-/* Mounted read-only, or the device itself is read-only. */
-bool rust_helper_bento_sb_read_only(struct super_block *sb)
-{
-	return sb_rdonly(sb) || bdev_read_only(sb->s_bdev);
-}
-
+/* The device itself is read-only (whatever the mount flags). */
 bool rust_helper_bento_bdev_read_only(struct super_block *sb)
 {
 	return bdev_read_only(sb->s_bdev);

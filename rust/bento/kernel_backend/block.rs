@@ -108,10 +108,12 @@ impl Device {
         unsafe { bindings::bento_sb_nr_blocks(self.sb.as_ptr()) }
     }
 
-    /// Mounted read-only, or the device itself is read-only.
+    /// Whether the device itself is read-only. A read-only *mount* of a writable device
+    /// is not: the file system decides what it writes then (a journal replay at mount,
+    /// a remount to read-write), as in userspace, where this says whether the image was
+    /// opened read-only.
     pub(crate) fn read_only(&self) -> bool {
-        // SAFETY: `sb` is valid with `s_bdev` set (type invariant).
-        unsafe { bindings::bento_sb_read_only(self.sb.as_ptr()) }
+        self.bdev_read_only()
     }
 
     /// Whether the device itself is read-only (regardless of the mount flags).

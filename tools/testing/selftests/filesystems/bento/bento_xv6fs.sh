@@ -137,7 +137,25 @@ umount_all() { # every mount of the device or on $MNT
 	done
 }
 mount_xv6fs() { timeout 60 mount -t xv6fs "$@" "$dev" "$MNT"; }
-um() { timeout 60 umount "$@"; }
+# umount, waiting up to 10 s for the last users to go (processes of the previous check
+# may still be exiting); on failure, shows who holds the mount.
+um() {
+	n=0
+	until timeout 60 umount "$@" 2>"$WORK/um-err"; do
+		if [ "$n" -ge 20 ] || ! grep -q busy "$WORK/um-err"; then
+			cat "$WORK/um-err"
+			echo "held by:"
+			for l in /proc/[0-9]*/cwd /proc/[0-9]*/fd/*; do
+				p=${l#/proc/}
+				case $(readlink "$l" 2>/dev/null) in
+				"$MNT"*) echo "$l: $(tr '\0' ' ' <"/proc/${p%%/*}/cmdline" 2>/dev/null)" ;;
+				esac
+			done | head
+			return 1
+		fi
+		sleep 0.5; n=$((n + 1))
+	done
+}
 
 # The command must fail with the errno whose strerror text is TEXT (mount and the
 # coreutils print it): fails_with TEXT COMMAND...
