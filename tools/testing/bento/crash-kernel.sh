@@ -26,7 +26,8 @@ initrd=$work/initrd.gz
 	echo "1..0 # SKIP cannot make an initramfs"; exit 0; }
 
 # The workload: file i has "f<i>" repeated over size(i) bytes; lines "+ PATH SIZE" and
-# "- PATH" reach the host log only after the change was fsynced (file, then directory).
+# "- PATH" reach the host log only after the change was fsynced (file, then directory);
+# "? PATH" announces a removal (either outcome is right until its "-" is logged).
 cat >"$work/workload.sh" <<'EOF'
 if [ -z "${MNT:-}" ]; then
 	modprobe xv6fs && mkdir -p /mnt/x && mount -t xv6fs /dev/vda /mnt/x || exit 1
@@ -42,7 +43,8 @@ while :; do
 		mv $d/f$i.tmp $d/f$i && sync $d && echo "+ $d/f$i $n" >>"$LOG"
 	if [ $((i % 3)) = 0 ] && [ -e d$(((i - 5) % 8))/f$((i - 5)) ]; then
 		v=d$(((i - 5) % 8))/f$((i - 5))
-		rm $v && sync d$(((i - 5) % 8)) && echo "- $v" >>"$LOG"
+		# Until "-" is logged the removal may or may not have reached the disk.
+		echo "? $v" >>"$LOG" && rm $v && sync d$(((i - 5) % 8)) && echo "- $v" >>"$LOG"
 	fi
 done
 EOF
@@ -56,13 +58,20 @@ if [ -z "${MNT:-}" ]; then
 fi
 bad=0 n=0
 want=$(mktemp)
-awk '{ last[$2] = $0 } END { for (p in last) print last[p] }' "$LOG" >"$want"
+awk '$1 == "+" { size[$2] = $3 } { last[$2] = $1 }
+	END { for (p in last) print last[p], p, size[p] }' "$LOG" >"$want"
 while read -r op path size; do
 	n=$((n + 1))
 	name=${path##*/}
-	if [ "$op" = + ]; then
-		yes "$name" | head -c "$size" | cmp -s - "$MNT/$path" ||
-			{ echo "lost or wrong: $path ($size bytes)"; bad=$((bad + 1)); }
+	if [ "$op" = "?" ] && [ ! -e "$MNT/$path" ]; then
+		continue   # a removal in flight at the cut, which made it
+	elif [ "$op" = + ] || [ "$op" = "?" ]; then
+		if [ ! -e "$MNT/$path" ]; then
+			echo "lost: $path ($size bytes)"; bad=$((bad + 1))
+		elif ! yes "$name" | head -c "$size" | cmp -s - "$MNT/$path"; then
+			echo "wrong: $path: $(wc -c <"$MNT/$path") bytes, want $size; $(yes "$name" | head -c "$size" | cmp - "$MNT/$path" 2>&1 | head -1)"
+			bad=$((bad + 1))
+		fi
 	elif [ -e "$MNT/$path" ]; then
 		echo "deleted but present: $path"; bad=$((bad + 1))
 	fi
@@ -162,7 +171,10 @@ for r in $(seq 1 "$rounds"); do
 		echo "ok $t round $r ($how): after replay every fsynced change is there, fsck clean ($(grep -o 'checked [0-9]* paths' "$work/verify$r.log"))"
 	else
 		echo "not ok $t round $r ($how): verify exit $vrc, fsck exit $frc"
-		grep -E 'lost|deleted|checked|failed|BUG|WARNING' "$work/verify$r.log" | head -20 | sed 's/^/# /'
+		# Keep the evidence: the image (replayed) and the log.
+		cp "$img" "$BENTO_CACHE/crash-failed.img" && cp "$share/log" "$BENTO_CACHE/crash-failed.log" &&
+			echo "# kept: $BENTO_CACHE/crash-failed.{img,log}"
+		grep -E 'lost|wrong|deleted|checked|failed|BUG|WARNING|bento' "$work/verify$r.log" | head -20 | sed 's/^/# /'
 		echo "$fsck_out" | head -20 | sed 's/^/# /'
 	fi
 done
