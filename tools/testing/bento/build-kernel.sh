@@ -90,7 +90,7 @@ fi
 
 # 4. Build.
 log "building ${BENTO_VARIANT:+$BENTO_VARIANT }bzImage and modules (-j$(nproc); a clean build" \
-	"takes ~6-10 min on 2 cores${BENTO_VARIANT:+, the debug kernel ~XX min})"
+	"takes ~6-10 min on 2 cores${BENTO_VARIANT:+, the debug kernel ~13-18 min})"
 start=$(date +%s)
 set +o pipefail
 # Quiet Kbuild lines ("  CC      path") become a progress count; everything else (Rust

@@ -6,7 +6,8 @@
 # shell when CMD is empty.
 # Usage: guest.sh [CMD]    (exit status: CMD's)
 # Disks (virtio, found in the guest by their serial, /sys/block/vdX/serial):
-#   vda "scratch": $BENTO_CACHE/scratch.img, 256 MiB, for tests to format at will;
+#   vda "scratch": $BENTO_CACHE/scratch.img (scratch-debug.img for the debug kernel:
+#                  QEMU locks it), 256 MiB, for tests to format at will;
 #   vdb "xv6fs":   $BENTO_XV6FS_IMG (default $BENTO_CACHE/xv6fs.img), an xv6fs image made
 #                  with mkfs.xv6fs when missing or not xv6fs; kept across boots. QEMU
 #                  cache mode $BENTO_XV6FS_CACHE (default writeback: flushes reach the
@@ -39,7 +40,7 @@ bash "$BENTO_ROOT/tools/testing/bento/guest-tools.sh" "$share" ||
 	log "warning: guest tools incomplete (see above)"
 
 # The disks.
-scratch=$BENTO_CACHE/scratch.img
+scratch=$BENTO_CACHE/scratch$BENTO_SUFFIX.img
 [ -f "$scratch" ] || truncate -s 256M "$scratch"
 xv6img=${BENTO_XV6FS_IMG:-$BENTO_CACHE/xv6fs.img}
 # The superblock (block 1) starts with the magic "xv6f".
