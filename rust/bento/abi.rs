@@ -929,16 +929,7 @@ unsafe extern "C" fn getxattr<T: FileSystem>(
     unsafe {
         let buf = bytes_mut(buf, buf_len);
         let r = this::<T>(fs).getxattr(&*req, ino, bytes(name, len), buf);
-        put(
-            out,
-            r.and_then(|n| {
-                if buf_len == 0 {
-                    Ok(n)
-                } else {
-                    check_len(n, buf_len)
-                }
-            }),
-        )
+        put(out, r.and_then(|n| check_xattr_len(n, buf_len)))
     }
 }
 
@@ -957,16 +948,7 @@ unsafe extern "C" fn listxattr<T: FileSystem>(
     // SAFETY: See the trampolines' contract above.
     unsafe {
         let r = this::<T>(fs).listxattr(&*req, ino, bytes_mut(buf, buf_len));
-        put(
-            out,
-            r.and_then(|n| {
-                if buf_len == 0 {
-                    Ok(n)
-                } else {
-                    check_len(n, buf_len)
-                }
-            }),
-        )
+        put(out, r.and_then(|n| check_xattr_len(n, buf_len)))
     }
 }
 
@@ -1064,6 +1046,15 @@ unsafe fn bytes_mut<'a>(ptr: *mut u8, len: usize) -> &'a mut [u8] {
     }
     // SAFETY: By the caller's guarantee.
     unsafe { core::slice::from_raw_parts_mut(ptr, len) }
+}
+
+/// `check_len` for the xattr calls, where an empty buffer asks for the size only.
+fn check_xattr_len(n: usize, len: usize) -> Result<usize> {
+    if len == 0 {
+        Ok(n)
+    } else {
+        check_len(n, len)
+    }
 }
 
 /// A file system claiming to have filled more than the buffer is a bug in it: refuse the
