@@ -23,8 +23,6 @@ use common::*;
 use xv6fs::Xv6Fs;
 
 const BS: u64 = 4096;
-const KEEP_SIZE: i32 = 1;
-const PUNCH_HOLE: i32 = 2;
 const WORKERS: u64 = 4;
 
 /// A buffered write as fs/bento does it, one block per handle: the framework's handle
@@ -327,12 +325,7 @@ fn writers_and_commits_in_parallel() {
     };
     check_files(&fs);
     drop(fs);
-    let opts = xv6fs::check::CheckOptions {
-        repair: false,
-        force: true,
-    };
-    let report = xv6fs::check::check(&dev, &opts).unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    fsck_clean(&dev);
     // Everything unlinked was forgotten, hence freed: no orphan is left.
     let sb = {
         let b = dev.read(1).unwrap();
@@ -367,11 +360,6 @@ fn data_credits_cover_a_triple_indirect_allocation() {
         assert_eq!(got, buf);
     }
     drop(fs);
-    let opts = xv6fs::check::CheckOptions {
-        repair: false,
-        force: true,
-    };
-    let report = xv6fs::check::check(&dev, &opts).unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    fsck_clean(&dev);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -14,8 +14,6 @@ use bento::{Errno, FileSystem, SetAttr, ROOT_INO};
 use common::*;
 
 const BS: u64 = 4096;
-const KEEP_SIZE: i32 = 1;
-const PUNCH_HOLE: i32 = 2;
 
 fn truncate(fs: &xv6fs::Xv6Fs, ino: u64, size: u64) {
     let set = SetAttr {
@@ -60,12 +58,7 @@ fn file(fs: &xv6fs::Xv6Fs) -> u64 {
 
 /// fsck finds nothing wrong, then the temporary directory goes.
 fn finish(dir: std::path::PathBuf, dev: &bento::block::BlockDevice) {
-    let opts = xv6fs::check::CheckOptions {
-        repair: false,
-        force: true,
-    };
-    let report = xv6fs::check::check(dev, &opts).unwrap();
-    assert!(report.is_clean(), "{report:?}");
+    fsck_clean(dev);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -21,15 +21,6 @@ fn orphan_head(dev: &BlockDevice) -> u32 {
     xv6fs::layout::Superblock::decode(&g).unwrap().orphan_head
 }
 
-fn fsck_clean(dev: &BlockDevice) {
-    let opts = xv6fs::check::CheckOptions {
-        repair: false,
-        force: true,
-    };
-    let report = xv6fs::check::check(dev, &opts).unwrap();
-    assert!(report.is_clean(), "{report:?}");
-}
-
 /// Three unlinked "open" files on the list; the middle one is truncated.
 fn unlinked_then_truncated(fs: &xv6fs::Xv6Fs) -> Vec<u64> {
     let mut inos = Vec::new();

@@ -18,9 +18,6 @@ use common::*;
 use xv6fs::layout::{Superblock, STATE_CLEAN};
 use xv6fs::Xv6Fs;
 
-const KEEP_SIZE: i32 = 1;
-const PUNCH_HOLE: i32 = 2;
-
 /// The superblock as the device has it now (through its cache).
 fn superblock(dev: &BlockDevice) -> Superblock {
     let b = dev.read(1).unwrap();
@@ -36,15 +33,6 @@ fn mount_ro(dev: &BlockDevice) -> bento::Result<Xv6Fs> {
     let mut o = MountOptions::new(b"test", b"", true);
     o.device = Some(dev);
     Xv6Fs::mount(&o)
-}
-
-fn fsck_clean(dev: &BlockDevice) {
-    let opts = xv6fs::check::CheckOptions {
-        repair: false,
-        force: true,
-    };
-    let report = xv6fs::check::check(dev, &opts).unwrap();
-    assert!(report.is_clean(), "{report:?}");
 }
 
 /// Every kind of change fails with `EROFS`; reads work.

@@ -18,6 +18,21 @@ pub use bento::fuse_backend::data::FileData;
 use bento::{DirSink, FileSystem, FileType, Ino, MountOptions, Request, ROOT_INO};
 use xv6fs::Xv6Fs;
 
+/// `fallocate` modes (`FALLOC_FL_*`).
+pub const KEEP_SIZE: i32 = 1;
+/// See [`KEEP_SIZE`].
+pub const PUNCH_HOLE: i32 = 2;
+
+/// A full `fsck.xv6fs -fn` of `dev` finds nothing wrong (the file system is unmounted).
+pub fn fsck_clean(dev: &BlockDevice) {
+    let opts = xv6fs::check::CheckOptions {
+        repair: false,
+        force: true,
+    };
+    let report = xv6fs::check::check(dev, &opts).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
+
 pub const REQ: Request = Request {
     uid: 0,
     gid: 0,
