@@ -15,6 +15,7 @@ mod attr;
 mod call;
 mod context;
 mod data;
+mod dentry;
 mod dir;
 mod direct;
 mod export;
@@ -24,6 +25,7 @@ mod journal;
 mod namei;
 mod registry;
 mod superblock;
+mod sysfs;
 mod xattr;
 
 module! {

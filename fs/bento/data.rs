@@ -235,7 +235,7 @@ impl DataHandle {
         // SAFETY: By the caller's guarantee.
         let (journal, credits) = unsafe {
             let sb = (*inode).i_sb;
-            (journal_of(sb), fs(inode).ops.data_credits)
+            (journal_of(sb), fs(inode).data_credits())
         };
         if journal.is_null() || credits == 0 {
             return Ok(DataHandle(core::ptr::null_mut()));

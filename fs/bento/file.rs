@@ -17,6 +17,7 @@ use kernel::prelude::*;
 use crate::call::{self, Table};
 use crate::dir::fh;
 use crate::inode::{container, fs, getattr, refresh};
+use crate::superblock::journal_of;
 use crate::xattr;
 use crate::{data, direct};
 
@@ -155,7 +156,22 @@ pub(crate) unsafe extern "C" fn fsync(
         let dir = (*inode).i_mode & 0o170000 == 0o040000;
         let req = call::request();
         let (ino, fh) = ((*inode).i_ino as u64, fh(file));
-        fs(inode).call(|ops, fs| (ops.fsync)(fs, &req, ino, fh, datasync != 0, dir))
+        let ret = fs(inode).call(|ops, fs| (ops.fsync)(fs, &req, ino, fh, datasync != 0, dir));
+        if ret != 0 {
+            return ret;
+        }
+        // The file system's changes are in its journal (`Journal::commit_for_fsync`):
+        // commit and flush here, outside the upgrade gate.
+        let sb = (*inode).i_sb;
+        let journal = journal_of(sb);
+        if journal.is_null() {
+            return 0;
+        }
+        let ret = bindings::jbd2_journal_force_commit(journal);
+        if ret != 0 {
+            return ret;
+        }
+        bindings::blkdev_issue_flush((*sb).s_bdev)
     }
 }
 

@@ -127,7 +127,7 @@ pub(crate) unsafe extern "C" fn free_inode(inode: *mut bindings::inode) {
 /// `sb` must be a mounted bento superblock.
 pub(crate) unsafe fn block_backed(sb: *const bindings::super_block) -> bool {
     // SAFETY: By the caller's guarantee.
-    unsafe { fs_of(sb) }.ops.flags & FLAG_BLOCK_DEVICE != 0
+    unsafe { fs_of(sb) }.flags & FLAG_BLOCK_DEVICE != 0
 }
 
 /// The file system instance that owns `inode`.
@@ -242,7 +242,10 @@ pub(crate) unsafe extern "C" fn evict_inode(inode: *mut bindings::inode) {
 fn splice(dentry: *mut bindings::dentry, inode: *mut bindings::inode) -> *mut bindings::dentry {
     // SAFETY: `dentry` is the lookup's dentry; `inode` is null (negative entry) or a
     // referenced inode whose reference `d_splice_alias` takes.
-    unsafe { bindings::d_splice_alias(inode, dentry) }
+    unsafe {
+        crate::dentry::mark_current(dentry);
+        bindings::d_splice_alias(inode, dentry)
+    }
 }
 
 /// # Safety

@@ -12,7 +12,7 @@ use kernel::prelude::*;
 use crate::call::{self, Fs};
 use crate::context;
 use crate::inode;
-use crate::registry::{self, Impl};
+use crate::registry;
 
 /// `statfs` `f_type` of bento mounts: "BENT".
 const BENTO_MAGIC: u64 = 0x4245_4e54;
@@ -21,10 +21,12 @@ const BENTO_MAGIC: u64 = 0x4245_4e54;
 ///
 /// # Invariants
 ///
-/// `imp.owner` is referenced (one `try_module_get`) for as long as this exists; `fs.inst`
-/// is null or a live instance made by `imp.ops.mount`.
+/// The module of the implementation in `link` is referenced (one `try_module_get`) for
+/// as long as this exists; `fs` runs that implementation, and its instance is null or a
+/// live instance of it. `fs.gate` is initialised.
 pub(crate) struct SbInfo {
-    imp: Impl,
+    /// The registry's view: the implementation, the sysfs directory, upgrade counts.
+    pub(crate) link: registry::Link,
     pub(crate) fs: Fs,
     /// The jbd2 journal the file system loaded on this superblock's device, if any
     /// (set and cleared by the `bento` journal service, see `journal.rs`).
@@ -36,7 +38,8 @@ pub(crate) struct SbInfo {
 impl Drop for SbInfo {
     fn drop(&mut self) {
         unmount(self);
-        registry::put(self.imp);
+        // SAFETY: `unmount` detached the superblock: the registry no longer touches it.
+        registry::put(unsafe { self.link.imp() });
     }
 }
 
@@ -127,10 +130,12 @@ unsafe extern "C" fn freeze_fs(sb: *mut bindings::super_block) -> i32 {
 /// Unmounts the file system instance. Called once every inode is gone, while the block
 /// device is still open: the instance may write (its journal) as it goes.
 fn unmount(info: &mut SbInfo) {
-    if !info.fs.inst.is_null() {
+    // SAFETY: `info` is live. Off the registry's list, no upgrade switches it any more.
+    unsafe { registry::detach(info) };
+    if !info.fs.instance().is_null() {
         // SAFETY: No inode or call of this superblock is left, so the instance can go.
         info.fs.call(|ops, fs| unsafe { (ops.unmount)(fs) });
-        info.fs.inst = core::ptr::null_mut();
+        info.fs.set_instance(core::ptr::null_mut());
     }
 }
 
@@ -181,13 +186,8 @@ pub(crate) unsafe extern "C" fn fill_super(
         let imp = ctx.imp.take().ok_or(EINVAL)?;
         let info = KBox::new(
             SbInfo {
-                imp,
-                fs: Fs {
-                    ops: imp.ops,
-                    inst: core::ptr::null_mut(),
-                    sb,
-                    on_error: ctx.on_error,
-                },
+                link: registry::Link::new(imp),
+                fs: Fs::new(imp.ops, sb, ctx.on_error),
                 journal: AtomicPtr::new(core::ptr::null_mut()),
                 options: {
                     let mut o = KVec::new();
@@ -200,6 +200,8 @@ pub(crate) unsafe extern "C" fn fill_super(
         // INVARIANT: the module reference moved from the context into `info`; `kill_sb`
         // frees it even if we fail below.
         let info = KBox::into_raw(info);
+        // SAFETY: `info` is live and will not move (it is only freed).
+        unsafe { (*info).fs.gate.init() };
         sbr.s_fs_info = info.cast();
         sbr.s_op = &SUPER_OPS;
         sbr.s_magic = BENTO_MAGIC as _;
@@ -212,6 +214,7 @@ pub(crate) unsafe extern "C" fn fill_super(
         sbr.s_time_gran = 1;
         sbr.s_xattr = crate::xattr::HANDLERS.0.as_ptr();
         sbr.s_export_op = &crate::export::EXPORT_OPS.0;
+        sbr.s_d_op = &crate::dentry::DENTRY_OPS.0;
 
         let read_only = sbr.s_flags & bindings::SB_RDONLY != 0;
         // SAFETY: `fc` is valid.
@@ -221,9 +224,10 @@ pub(crate) unsafe extern "C" fn fill_super(
         let fs = unsafe { &mut (*info).fs };
         // SAFETY: The table's contract: valid options, `inst` valid for writes.
         to_result(fs.call(|ops, _| unsafe { (ops.mount)(&opts, &mut inst) }))?;
-        fs.inst = inst;
-        // SAFETY: `info` is live and `sb` is being filled.
-        let r = unsafe { root(sb, &mut *info) };
+        fs.set_instance(inst);
+        // SAFETY: `info` is live and `sb` is being filled; `attach`'s contract: the
+        // instance is mounted and `unmount` detaches.
+        let r = unsafe { root(sb, &mut *info).and_then(|r| registry::attach(info).map(|()| r)) };
         if r.is_err() {
             // Unmount now, while the block device is still open (`kill_sb` releases it
             // before it frees `info`).

@@ -18,9 +18,10 @@ use core::mem::size_of;
 use crate::errno::{Errno, Result};
 use crate::fs::{DirSink, FileSystem, MountOptions};
 use crate::types::{Attr, Entry, Extent, FileType, Ino, Open, OpenFlags, Request, SetAttr, Statfs};
+use crate::upgrade::Handover;
 
 /// Version of this table's layout and calling conventions. Bump on any change.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Fingerprint of the sizes of every type that crosses the table.
 pub const LAYOUT: u64 = (size_of::<FsOps>() as u64)
@@ -111,8 +112,10 @@ pub struct FsOps {
     pub name: *const u8,
     /// Version of this implementation; an upgrade needs a higher one.
     pub version: u32,
-    /// Version of the state format handed over on upgrade.
+    /// [`FileSystem::STATE_VERSION`]: the state format handed over on upgrade (0: none).
     pub state_version: u32,
+    /// [`FileSystem::STATE_COMPAT`]: the oldest state format `import_state` reads.
+    pub state_compat: u32,
     /// `FLAG_*` bits.
     pub flags: u32,
     /// [`FileSystem::DATA_CREDITS`].
@@ -360,6 +363,24 @@ pub struct FsOps {
         create: bool,
         out: *mut Extent,
     ) -> i32,
+    /// [`FileSystem::export_state`]; the boxed [`Handover`] goes to `out` (free it with
+    /// [`drop_handover`] or pass it to `import_state`).
+    pub export_state: unsafe extern "C" fn(fs: Instance, out: *mut *mut Handover) -> i32,
+    /// [`FileSystem::import_state`]: consumes `state` (also on failure); on success
+    /// stores the new instance in `out`.
+    pub import_state: unsafe extern "C" fn(state: *mut Handover, out: *mut Instance) -> i32,
+    /// [`FileSystem::resume`].
+    pub resume: unsafe extern "C" fn(fs: Instance),
+}
+
+/// Frees a [`Handover`] that `export_state` made and nobody imported.
+///
+/// # Safety
+///
+/// `state` must come from an `export_state` of a table and not be used afterwards.
+pub unsafe fn drop_handover(state: *mut Handover) {
+    // SAFETY: By the caller's guarantee `state` is an owned box made by the backend.
+    unsafe { crate::backend::drop_raw(state) }
 }
 
 // SAFETY: The table is immutable after construction: function pointers and a pointer to a
@@ -368,12 +389,7 @@ unsafe impl Sync for FsOps {}
 
 impl FsOps {
     /// Builds the table for file system `T` named `name` (NUL-terminated).
-    pub const fn new<T: FileSystem>(
-        name: &'static [u8],
-        version: u32,
-        state_version: u32,
-        flags: u32,
-    ) -> FsOps {
+    pub const fn new<T: FileSystem>(name: &'static [u8], version: u32, flags: u32) -> FsOps {
         FsOps {
             abi_version: ABI_VERSION,
             size: size_of::<FsOps>() as u32,
@@ -381,7 +397,8 @@ impl FsOps {
             build_id: BUILD_ID,
             name: name.as_ptr(),
             version,
-            state_version,
+            state_version: T::STATE_VERSION,
+            state_compat: T::STATE_COMPAT,
             flags,
             data_credits: T::DATA_CREDITS,
             mount: mount::<T>,
@@ -416,6 +433,9 @@ impl FsOps {
             lseek: lseek::<T>,
             remount: remount::<T>,
             map_blocks: map_blocks::<T>,
+            export_state: export_state::<T>,
+            import_state: import_state::<T>,
+            resume: resume::<T>,
         }
     }
 }
@@ -485,6 +505,38 @@ unsafe extern "C" fn mount<T: FileSystem>(opts: *const RawMountOptions, out: *mu
     let r = T::mount(&opts).and_then(crate::backend::box_into_raw);
     // SAFETY: `out` is valid for writes.
     unsafe { put(out, r.map(|p| p as Instance)) }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above; `out` is valid for writes.
+unsafe extern "C" fn export_state<T: FileSystem>(fs: Instance, out: *mut *mut Handover) -> i32 {
+    // SAFETY: See the trampolines' contract above.
+    let r = unsafe { this::<T>(fs) }
+        .export_state()
+        .and_then(crate::backend::box_into_raw);
+    // SAFETY: `out` is valid for writes.
+    unsafe { put(out, r) }
+}
+
+/// # Safety
+///
+/// `state` comes from an `export_state` trampoline (of any version) and is consumed;
+/// `out` is valid for writes.
+unsafe extern "C" fn import_state<T: FileSystem>(state: *mut Handover, out: *mut Instance) -> i32 {
+    // SAFETY: By the contract `state` is an owned box made by the backend.
+    let state = unsafe { crate::backend::take_raw(state) };
+    let r = T::import_state(state).and_then(crate::backend::box_into_raw);
+    // SAFETY: `out` is valid for writes.
+    unsafe { put(out, r.map(|p| p as Instance)) }
+}
+
+/// # Safety
+///
+/// fs/bento calls it per the trampoline contract above.
+unsafe extern "C" fn resume<T: FileSystem>(fs: Instance) {
+    // SAFETY: See the trampolines' contract above.
+    unsafe { this::<T>(fs) }.resume()
 }
 
 /// # Safety

@@ -24,6 +24,10 @@
 #include <linux/iomap.h>
 #include <linux/exportfs.h>
 #include <linux/uio.h>
+#include <linux/kobject.h>
+#include <linux/sysfs.h>
+#include <linux/wait.h>
+#include <linux/ktime.h>
 #include "services_helper.h"
 
 const unsigned int RUST_CONST_HELPER_BENTO_I_NEW = I_NEW;

@@ -414,6 +414,36 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
         Err(Errno::EOPNOTSUPP)
     }
 
+    /// Version of the state format [`FileSystem::export_state`] writes. 0 (the default):
+    /// the file system cannot be live-upgraded while mounted.
+    const STATE_VERSION: u32 = 0;
+
+    /// Oldest state format [`FileSystem::import_state`] reads (a version reads formats
+    /// `STATE_COMPAT..=STATE_VERSION`). The framework refuses an upgrade, or a
+    /// downgrade, between versions whose formats do not meet.
+    const STATE_COMPAT: u32 = Self::STATE_VERSION;
+
+    /// Live upgrade, old version: hands this instance's state to the next version (see
+    /// [`crate::upgrade`]). No call into the instance is running or will start unless the
+    /// upgrade fails ([`FileSystem::resume`]); stop the instance's own threads, timers
+    /// and sockets here. Leave the instance usable: it is dropped only once every
+    /// superblock has switched. The default refuses (`EOPNOTSUPP`).
+    fn export_state(&self) -> Result<crate::upgrade::Handover> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Live upgrade, new version: makes the instance from the state the old version
+    /// exported. Read what is needed from the handed-over device (its buffer cache is
+    /// warm); change nothing on disk: if another superblock fails to switch, this
+    /// instance is dropped and the old one resumes. The default refuses (`EOPNOTSUPP`).
+    fn import_state(_state: crate::upgrade::Handover) -> Result<Self> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Live upgrade failed after [`FileSystem::export_state`]: the instance serves again
+    /// (restart what `export_state` stopped).
+    fn resume(&self) {}
+
     /// Maps up to `count` (≥ 1) blocks of regular file `ino`, from `file_block`, to
     /// disk blocks: returns the first run, either blocks mapped contiguously on the
     /// disk (`disk_block` is the first) or a hole (`disk_block` 0), at most `count`

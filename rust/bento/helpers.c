@@ -17,8 +17,41 @@
 #include <linux/xattr.h>
 #include <linux/kdev_t.h>
 #include <linux/uio.h>
+#include <linux/wait.h>
+#include <linux/jiffies.h>
 
 #include "services_helpers.c"
+
+/* The per-superblock gate of fs/bento (call.rs): waits on an int becoming zero. */
+void rust_helper_bento_init_waitqueue_head(struct wait_queue_head *wq)
+{
+	init_waitqueue_head(wq);
+}
+
+int rust_helper_bento_wait_zero_killable(struct wait_queue_head *wq, int *v)
+{
+	return wait_event_killable(*wq, READ_ONCE(*v) == 0);
+}
+
+void rust_helper_bento_wait_zero(struct wait_queue_head *wq, int *v)
+{
+	wait_event(*wq, READ_ONCE(*v) == 0);
+}
+
+long rust_helper_bento_wait_zero_timeout(struct wait_queue_head *wq, int *v, long timeout)
+{
+	return wait_event_timeout(*wq, READ_ONCE(*v) == 0, timeout);
+}
+
+void rust_helper_bento_wake_up_all(struct wait_queue_head *wq)
+{
+	wake_up_all(wq);
+}
+
+unsigned long rust_helper_bento_msecs_to_jiffies(unsigned int ms)
+{
+	return msecs_to_jiffies(ms);
+}
 
 bool rust_helper_dir_emit(struct dir_context *ctx, const char *name, int namelen,
 			  u64 ino, unsigned int type)

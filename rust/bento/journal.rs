@@ -217,6 +217,27 @@ impl Journal {
         self.inner.force_commit()
     }
 
+    /// Makes every change so far durable for an `fsync`: commits and waits (as
+    /// [`Journal::force_commit`]), then flushes the device's cache (data overwritten in
+    /// place changes no metadata, so no commit covers it).
+    ///
+    /// In the kernel the framework does exactly this itself, right after the file
+    /// system's `fsync` or `fsyncdir` returns and outside the live-upgrade gate (a call
+    /// that waits for a commit inside the file system would hold every upgrade back for
+    /// that long), so there this returns at once. Use it as the last step of `fsync`.
+    pub fn commit_for_fsync(&self, dev: &crate::block::BlockDevice) -> Result {
+        #[cfg(kernel)]
+        {
+            let _ = dev;
+            Ok(())
+        }
+        #[cfg(not(kernel))]
+        {
+            self.force_commit()?;
+            dev.sync()
+        }
+    }
+
     /// Waits until transaction `tid` is durable, committing it if it is still running.
     /// Fails with `EINVAL` for a transaction that was never started, or for the calling
     /// thread's own running transaction.

@@ -85,6 +85,10 @@ pub fn unregister(ops: &'static FsOps) {
 ///     description: "Hello world file system",
 ///     // Optional: `bento::abi::FLAG_BLOCK_DEVICE` for a file system on a block device.
 ///     flags: 0,
+///     // Optional, default true: the `fs-NAME` alias, so that `mount -t NAME` loads
+///     // this module. Give it to the first version only; later versions (live
+///     // upgrades, loaded by name) say `false`.
+///     autoload: true,
 /// }
 /// ```
 #[macro_export]
@@ -95,7 +99,8 @@ macro_rules! module_fs {
         name: $name:literal,
         version: $ver:literal,
         description: $desc:literal
-        $(, flags: $flags:expr)? $(,)?
+        $(, flags: $flags:expr)?
+        $(, autoload: $auto:literal)? $(,)?
     ) => {
         #[cfg(not(MODULE))]
         compile_error!("a bento file system is a loadable module: build it as =m");
@@ -108,7 +113,6 @@ macro_rules! module_fs {
             $crate::abi::FsOps::new::<$t>(
                 concat!($name, "\0").as_bytes(),
                 $ver,
-                0,
                 0 $(| $flags)?,
             );
 
@@ -149,9 +153,19 @@ macro_rules! module_fs {
 
             $crate::__modinfo!(__MODINFO_LICENSE, "license=GPL");
             $crate::__modinfo!(__MODINFO_DESCRIPTION, concat!("description=", $desc));
-            $crate::__modinfo!(__MODINFO_ALIAS, concat!("alias=fs-", $name));
+            $crate::__modinfo_alias!($($auto)?; $name);
             $crate::__modinfo!(__MODINFO_BENTO_VERSION, concat!("bento_fs_version=", $ver));
         }
+    };
+}
+
+/// The `fs-NAME` alias of [`module_fs!`], unless `autoload: false`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __modinfo_alias {
+    (false; $name:literal) => {};
+    ($($auto:literal)?; $name:literal) => {
+        $crate::__modinfo!(__MODINFO_ALIAS, concat!("alias=fs-", $name));
     };
 }
 
@@ -166,6 +180,19 @@ macro_rules! __modinfo {
         static $id: [u8; concat!($s, "\0").len()] =
             $crate::__to_array(concat!($s, "\0").as_bytes());
     };
+}
+
+/// # Safety
+///
+/// `p` must come from [`box_into_raw`] and not be used afterwards.
+pub(crate) unsafe fn take_raw<T>(p: *mut T) -> T {
+    // SAFETY: By the caller's guarantee `p` is an owned `KBox` pointer.
+    KBox::into_inner(unsafe { KBox::from_raw(p) })
+}
+
+pub(crate) fn sleep_ms(ms: u32) {
+    // SAFETY: Always safe in process context, where every file system call runs.
+    unsafe { kernel::bindings::msleep(ms) }
 }
 
 pub(crate) fn now() -> crate::types::Timespec {

@@ -26,6 +26,7 @@ pub mod log;
 pub mod sync;
 pub mod time;
 pub mod types;
+pub mod upgrade;
 
 #[cfg(kernel)]
 #[doc(hidden)]

@@ -8,3 +8,9 @@ use crate::types::Timespec;
 pub fn now() -> Timespec {
     crate::backend::now()
 }
+
+/// Sleeps for at least `ms` milliseconds (`msleep` in the kernel: uninterruptible, so
+/// keep it short).
+pub fn sleep_ms(ms: u32) {
+    crate::backend::sleep_ms(ms)
+}

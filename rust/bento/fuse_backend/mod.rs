@@ -33,6 +33,18 @@ pub(crate) unsafe fn drop_raw<T>(p: *mut T) {
     drop(unsafe { Box::from_raw(p) })
 }
 
+/// # Safety
+///
+/// `p` must come from [`box_into_raw`] and not be used afterwards.
+pub(crate) unsafe fn take_raw<T>(p: *mut T) -> T {
+    // SAFETY: By the caller's guarantee `p` is an owned `Box` pointer.
+    *unsafe { Box::from_raw(p) }
+}
+
+pub(crate) fn sleep_ms(ms: u32) {
+    std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)))
+}
+
 pub(crate) fn now() -> crate::types::Timespec {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -67,7 +79,8 @@ macro_rules! module_fs {
         name: $name:literal,
         version: $ver:literal,
         description: $desc:literal
-        $(, flags: $flags:expr)? $(,)?
+        $(, flags: $flags:expr)?
+        $(, autoload: $auto:literal)? $(,)?
     ) => {
         /// Runs the file system as a FUSE mount helper.
         pub fn main() -> std::process::ExitCode {

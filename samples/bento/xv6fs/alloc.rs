@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Allocation bitmaps (blocks and inodes): one bit per object, journaled.
 //!
-//! Free counts and a search hint live in memory, computed at mount. A block freed by a
+//! Free counts and a search hint live in memory, computed at mount (or handed over by
+//! the previous version on live upgrade: [`Bitmap::with_counts`]). A block freed by a
 //! transaction is not handed out again until that transaction commits (the journal's
 //! deferred-free list), so recovery never replays an old metadata copy over new data.
 
@@ -63,12 +64,34 @@ impl Bitmap {
                 }
             }
         }
+        Bitmap::with_counts(start, nbits, first, free, first, what)
+    }
+
+    /// The bitmap at `start` covering `nbits` objects (the first `first` are reserved)
+    /// with `free` free objects and search hint `hint`, as [`Bitmap::free`] and
+    /// [`Bitmap::hint`] gave them (a live upgrade hands them over instead of counting the
+    /// bits again). `EINVAL` if they cannot belong to such a bitmap.
+    pub fn with_counts(
+        start: u32,
+        nbits: u32,
+        first: u32,
+        free: u32,
+        hint: u32,
+        what: &'static str,
+    ) -> Result<Bitmap> {
+        let usable = nbits.checked_sub(first);
+        if usable.is_none_or(|n| free > n) || hint < first || hint > nbits {
+            bento::error!(
+                "xv6fs: {what}: {free} free, hint {hint}: impossible for objects {first}..{nbits}"
+            );
+            return Err(Errno::EINVAL);
+        }
         Ok(Bitmap {
             start,
             nbits,
             first,
             free,
-            hint: first,
+            hint,
             what,
         })
     }
@@ -76,6 +99,11 @@ impl Bitmap {
     /// Free objects.
     pub fn free(&self) -> u32 {
         self.free
+    }
+
+    /// Where the next search starts (between the first allocatable object and the end).
+    pub fn hint(&self) -> u32 {
+        self.hint
     }
 
     /// Whether object `n` is marked used.

@@ -18,14 +18,20 @@
 //! processing, hole punching, `fallocate`) drops the lock and stops the handle between
 //! them (handle → lock → a bounded chunk → unlock → stop → next), and reads again what it
 //! needs (the inode) after locking again: other operations run in between.
+//!
+//! Live upgrade (`export_state`/`import_state`, the blob in [`crate::upgrade`]): the
+//! device and the journal go to the next version as they are; what lives only in memory
+//! ([`State`]: allocator counts and hints, the orphan set, the generation) goes in the
+//! blob. The on-disk structures are re-read from the buffer cache, never rescanned.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use bento::block::BlockDevice;
 use bento::collections::BTreeMap;
 use bento::journal::{Handle, Journal};
-use bento::sync::RwLock;
+use bento::sync::{Arc, RwLock};
 use bento::types::{rename_flags, whence, xattr_flags};
+use bento::upgrade::Handover;
 use bento::{
     new_inode_owner, Attr, DirSink, Entry, Errno, Extent, FileSystem, FileType, Ino, MountOptions,
     Open, OpenFlags, Request, Result, SetAttr, Statfs, TimeSet, Timespec,
@@ -69,6 +75,9 @@ pub struct State {
     /// it ([`Xv6Fs::process_orphans`]). An inode goes on the list once, whatever its
     /// reasons (no links left, a truncation in progress), and comes off once.
     pub(crate) orphans: BTreeMap<u32, ()>,
+    /// `orphans` was filled from the disk (a read-write mount; a read-only one leaves it
+    /// empty until it becomes read-write).
+    pub(crate) orphans_loaded: bool,
     /// Generation for the next new inode.
     pub(crate) generation: u32,
 }
@@ -76,7 +85,9 @@ pub struct State {
 /// A mounted xv6fs.
 pub struct Xv6Fs {
     pub(crate) dev: BlockDevice,
-    pub(crate) journal: Journal,
+    /// Shared with the next version on live upgrade (the old instance keeps a reference
+    /// until it is dropped).
+    pub(crate) journal: Arc<Journal>,
     pub(crate) sb: Superblock,
     pub(crate) seed: u32,
     /// Mounted read-only (`remount` changes it).
@@ -282,6 +293,7 @@ impl Xv6Fs {
     /// Reads the orphan list from the disk into `st.orphans`.
     fn load_orphans(&self, st: &mut State) -> Result {
         st.orphans.clear();
+        st.orphans_loaded = false;
         let mut ino = st.orphan_head;
         let mut steps = 0u32;
         while ino != 0 {
@@ -291,6 +303,7 @@ impl Xv6Fs {
             ino = self.iread(ino)?.orphan_next;
             steps = steps.saturating_add(1);
         }
+        st.orphans_loaded = true;
         Ok(())
     }
 
@@ -540,69 +553,35 @@ impl FileSystem for Xv6Fs {
         }
         let dev = opts.open_device(BLOCK_SIZE)?;
         read_only |= dev.read_only();
-        let sb = {
-            let buf = dev.read(SUPERBLOCK_BLOCK)?;
-            let g = buf.lock();
-            Superblock::decode(&g)?
-        };
-        if sb.incompat & !INCOMPAT_SUPPORTED != 0 {
-            bento::error!(
-                "xv6fs: unsupported incompatible features {:#x}",
-                sb.incompat & !INCOMPAT_SUPPORTED
-            );
-            return Err(Errno::EINVAL);
-        }
-        if sb.ro_compat & !RO_COMPAT_SUPPORTED != 0 && !read_only {
-            bento::error!(
-                "xv6fs: unsupported features {:#x}: mount read-only",
-                sb.ro_compat
-            );
-            return Err(Errno::EROFS);
-        }
-        if u64::from(sb.nblocks) > dev.nr_blocks() {
-            bento::error!(
-                "xv6fs: file system has {} blocks, device only {}",
-                sb.nblocks,
-                dev.nr_blocks()
-            );
-            return Err(Errno::EINVAL);
-        }
+        let sb = read_superblock(&dev)?;
+        check_superblock(&dev, &sb, read_only)?;
         // Recovery may rewrite the superblock: read it again afterwards.
         let journal = Journal::load(&dev, u64::from(sb.journal_start), u64::from(sb.journal_len))?;
-        let sb = {
-            let buf = dev.read(SUPERBLOCK_BLOCK)?;
-            let g = buf.lock();
-            Superblock::decode(&g)?
-        };
+        let journal = Arc::new(journal)?;
+        let sb = read_superblock(&dev)?;
         let blocks = Bitmap::load(
             &dev,
             sb.block_bitmap_start,
             sb.nblocks,
             sb.data_start,
-            "block bitmap",
+            BLOCK_BITMAP,
         )?;
         let inodes = Bitmap::load(
             &dev,
             sb.inode_bitmap_start,
             sb.ninodes,
-            ROOT_INO.saturating_add(1),
-            "inode bitmap",
+            FIRST_INODE,
+            INODE_BITMAP,
         )?;
         let state = State {
             blocks,
             inodes,
             orphan_head: sb.orphan_head,
             orphans: BTreeMap::new(),
+            orphans_loaded: false,
             generation: u32::try_from(bento::time::now().sec & 0xffff_ffff).unwrap_or(0),
         };
-        let fs = Xv6Fs {
-            seed: sb.csum_seed(),
-            dev,
-            journal,
-            sb,
-            read_only: AtomicBool::new(read_only),
-            state: RwLock::new(state)?,
-        };
+        let fs = Xv6Fs::assemble(dev, journal, sb, read_only, state)?;
         let root = fs.iget(ROOT_INO)?;
         if root.kind() != Some(FileType::Directory) {
             return Err(corrupt(format_args!("root inode is not a directory")));
@@ -611,6 +590,54 @@ impl FileSystem for Xv6Fs {
             fs.start_writing()?;
         }
         Ok(fs)
+    }
+
+    /// State format 1: [`crate::upgrade`] describes the blob.
+    const STATE_VERSION: u32 = crate::upgrade::STATE_VERSION;
+
+    /// Hands the device, the journal and the in-memory state to the next version. The
+    /// state lock is held (shared) while the blob is written; nothing is stopped, so
+    /// `resume` has nothing to restart and this instance stays usable as it is.
+    fn export_state(&self) -> Result<Handover> {
+        let st = self.state.read();
+        let mut state = Handover::new(Self::STATE_VERSION, self.is_read_only());
+        crate::upgrade::encode(&st, &self.sb, &mut state)?;
+        state.set_device(self.dev.clone());
+        state.set_journal(self.journal.clone());
+        Ok(state)
+    }
+
+    /// Takes over a mount from the version that exported `state`: the superblock (checked
+    /// as `mount` checks it), the allocators and the orphan set come from the blob.
+    /// Nothing is read or written: the pause of an upgrade waits for no I/O.
+    fn import_state(mut state: Handover) -> Result<Self> {
+        let version = state.version();
+        if !(Self::STATE_COMPAT..=Self::STATE_VERSION).contains(&version) {
+            bento::error!(
+                "xv6fs: upgrade state format {version}; this version reads {}..={}",
+                Self::STATE_COMPAT,
+                Self::STATE_VERSION
+            );
+            return Err(Errno::EINVAL);
+        }
+        let read_only = state.read_only();
+        let (dev, journal) = match (state.take_device(), state.take_journal()) {
+            (Ok(dev), Ok(journal)) => (dev, journal),
+            _ => {
+                bento::error!("xv6fs: upgrade state without its device or journal");
+                return Err(Errno::EINVAL);
+            }
+        };
+        if dev.block_size() != BLOCK_SIZE {
+            bento::error!(
+                "xv6fs: upgrade state: device block size {}",
+                dev.block_size()
+            );
+            return Err(Errno::EINVAL);
+        }
+        let (st, sb) = crate::upgrade::decode(state.blob())?;
+        check_superblock(&dev, &sb, read_only)?;
+        Xv6Fs::assemble(dev, journal, sb, read_only, st)
     }
 
     fn remount(&self, read_only: bool) -> Result {
@@ -1017,10 +1044,10 @@ impl FileSystem for Xv6Fs {
     }
 
     fn fsync(&self, _req: &Request, _ino: Ino, _fh: u64, _datasync: bool) -> Result {
-        // Committing writes the data of every file first (data=ordered), then the
-        // metadata; a device flush covers overwrites that changed no metadata.
-        self.journal.force_commit()?;
-        self.dev.sync()
+        // Every change is in the journal as it happens: committing writes the data of
+        // every file first (data=ordered), then the metadata; a device flush covers
+        // overwrites that changed no metadata.
+        self.journal.commit_for_fsync(&self.dev)
     }
 
     fn fsyncdir(&self, req: &Request, ino: Ino, fh: u64, datasync: bool) -> Result {
@@ -1083,7 +1110,11 @@ impl FileSystem for Xv6Fs {
         let _st = self.state.read();
         let ino = ino32(ino)?;
         let (ns, short) = xattr::split_name(req, name, false)?;
-        xattr::get(self, ino, &self.iget(ino)?, ns, short, buf)
+        let inode = self.iget(ino)?;
+        if xattr::is_version_attr(ino, ns, short) {
+            return xattr::get_version(buf);
+        }
+        xattr::get(self, ino, &inode, ns, short, buf)
     }
 
     fn listxattr(&self, req: &Request, ino: Ino, buf: &mut [u8]) -> Result<usize> {
@@ -1254,7 +1285,69 @@ fn extent(disk_block: u32, len: u64, new: bool) -> Extent {
     }
 }
 
+/// What the block bitmap allocates, for messages.
+pub(crate) const BLOCK_BITMAP: &str = "block bitmap";
+/// What the inode bitmap allocates, for messages.
+pub(crate) const INODE_BITMAP: &str = "inode bitmap";
+/// The first inode number the inode bitmap hands out.
+pub(crate) const FIRST_INODE: u32 = ROOT_INO.saturating_add(1);
+
+/// Reads and decodes the superblock (from the buffer cache if it is there).
+fn read_superblock(dev: &BlockDevice) -> Result<Superblock> {
+    let buf = dev.read(SUPERBLOCK_BLOCK)?;
+    let g = buf.lock();
+    Superblock::decode(&g)
+}
+
+/// Whether this version can mount `sb` on `dev` (read-only or not): its features and
+/// its size.
+fn check_superblock(dev: &BlockDevice, sb: &Superblock, read_only: bool) -> Result {
+    if sb.incompat & !INCOMPAT_SUPPORTED != 0 {
+        bento::error!(
+            "xv6fs: unsupported incompatible features {:#x}",
+            sb.incompat & !INCOMPAT_SUPPORTED
+        );
+        return Err(Errno::EINVAL);
+    }
+    if sb.ro_compat & !RO_COMPAT_SUPPORTED != 0 && !read_only {
+        bento::error!(
+            "xv6fs: unsupported features {:#x}: mount read-only",
+            sb.ro_compat
+        );
+        return Err(Errno::EROFS);
+    }
+    if u64::from(sb.nblocks) > dev.nr_blocks() {
+        bento::error!(
+            "xv6fs: file system has {} blocks, device only {}",
+            sb.nblocks,
+            dev.nr_blocks()
+        );
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
 impl Xv6Fs {
+    /// The instance of a mount (`mount`, or a live upgrade's `import_state`) from its
+    /// parts; checks the root inode. Reads only.
+    fn assemble(
+        dev: BlockDevice,
+        journal: Arc<Journal>,
+        sb: Superblock,
+        read_only: bool,
+        state: State,
+    ) -> Result<Xv6Fs> {
+        let fs = Xv6Fs {
+            seed: sb.csum_seed(),
+            dev,
+            journal,
+            sb,
+            read_only: AtomicBool::new(read_only),
+            state: RwLock::new(state)?,
+        };
+        Ok(fs)
+    }
+
     /// Makes the file system ready for writing (a read-write mount, or a read-only one
     /// becoming read-write): processes the orphan list and marks the superblock not
     /// clean. Runs before the mount is writable to anyone else.
@@ -1297,6 +1390,9 @@ impl Xv6Fs {
         self.check_writable()?;
         let ino = ino32(ino)?;
         let (ns, short) = xattr::split_name(req, name, true)?;
+        if xattr::is_version_attr(ino, ns, short) {
+            return Err(Errno::EPERM);
+        }
         // One revoke: removing the last attribute frees the xattr block.
         self.transact(NS_CREDITS, 1, |h, st| {
             let mut inode = self.iget(ino)?;

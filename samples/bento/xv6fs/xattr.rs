@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Extended attributes: one block per inode holding sorted entries (FORMAT.md).
+//!
+//! From version 2 on ([`crate::VERSION`]), the root also has `trusted.xv6fs.version`,
+//! made up (not stored): the module version in decimal, which cannot be set or removed
+//! and is not listed. Version 1 treats the name as any other.
 
 use bento::bytes::{Reader, Writer};
 use bento::journal::Handle;
@@ -8,7 +12,8 @@ use bento::{Errno, Request, Result};
 
 use crate::fs::{State, Xv6Fs};
 use crate::layout::{
-    corrupt, xattr_checksum, DiskInode, BLOCK_SIZE, XATTR_ENTRY_FIXED, XATTR_HEADER, XATTR_MAGIC,
+    corrupt, xattr_checksum, DiskInode, BLOCK_SIZE, ROOT_INO, XATTR_ENTRY_FIXED, XATTR_HEADER,
+    XATTR_MAGIC,
 };
 
 /// One attribute: namespace, name (without prefix), value.
@@ -18,7 +23,35 @@ type Attr<'a> = (u8, &'a [u8], &'a [u8]);
 type Visit<'f> = dyn FnMut(u8, &[u8], &[u8]) + 'f;
 
 /// Namespaces and their prefixes.
-const NAMESPACES: [(u8, &[u8]); 3] = [(1, b"user."), (4, b"trusted."), (6, b"security.")];
+const NAMESPACES: [(u8, &[u8]); 3] = [(1, b"user."), (NS_TRUSTED, b"trusted."), (6, b"security.")];
+
+/// The `trusted.` namespace.
+const NS_TRUSTED: u8 = 4;
+
+/// The name (in `trusted.`) of the root's version attribute.
+const VERSION_NAME: &[u8] = b"xv6fs.version";
+
+/// Whether (`ns`, `name`) of inode `ino` is the version attribute (version 2 on).
+pub fn is_version_attr(ino: u32, ns: u8, name: &[u8]) -> bool {
+    crate::VERSION >= 2 && ino == ROOT_INO && ns == NS_TRUSTED && name == VERSION_NAME
+}
+
+/// `getxattr` of the version attribute: [`crate::VERSION`] in decimal.
+pub fn get_version(buf: &mut [u8]) -> Result<usize> {
+    let mut digits = [0u8; 10];
+    let mut n = crate::VERSION;
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0'.saturating_add(u8::try_from(n % 10).unwrap_or(0));
+        start = start.saturating_sub(1);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let v = digits.get(start..).unwrap_or(&[]);
+    reply(v.len(), buf, |d| d.copy_from_slice(v))
+}
 
 /// Splits `name` into (namespace, name without prefix). `trusted.` needs root; `system.`
 /// (POSIX ACLs) and unknown prefixes are not supported.
@@ -31,7 +64,7 @@ pub fn split_name<'a>(req: &Request, name: &'a [u8], _write: bool) -> Result<(u8
             if rest.len() > 255 {
                 return Err(Errno::ERANGE);
             }
-            if ns == 4 && req.uid != 0 {
+            if ns == NS_TRUSTED && req.uid != 0 {
                 return Err(Errno::EPERM);
             }
             return Ok((ns, rest));
@@ -153,7 +186,7 @@ pub fn list(
     let mut total = 0usize;
     let mut short = false;
     for_each(fs, ino, inode, &mut |n, k, _| {
-        if n == 4 && req.uid != 0 {
+        if (n == NS_TRUSTED && req.uid != 0) || is_version_attr(ino, n, k) {
             return;
         }
         let p = prefix(n);

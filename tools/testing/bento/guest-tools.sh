@@ -63,11 +63,22 @@ build_xv6fs_test() {
 	mv "$out/xv6fs_test.$$" "$out/xv6fs_test"
 }
 
+# The upgrade test's programs: plain C, no harness.
+build_upgrade_tools() {
+	log "building static upgrade_load and bento_getxattr for the guest"
+	for prog in upgrade_load bento_getxattr; do
+		gcc -static -O2 -Wall -o "$out/$prog.$$" "$selftest_dir/$prog.c" || return 1
+		mv "$out/$prog.$$" "$out/$prog"
+	done
+}
+
 build_if_stale xv6fs-bins "$(hash_inputs "$BENTO_ROOT/Cargo.toml" "$BENTO_ROOT/Cargo.lock" \
 	"$BENTO_ROOT/rust/bento" "$BENTO_ROOT/samples/bento/xv6fs")" build_xv6fs_bins \
 	"the guest gets the last good build if there is one"
 build_if_stale xv6fs_test "$(hash_inputs "$selftest_dir/xv6fs_test.c" \
 	"$harness/kselftest_harness.h" "$harness/kselftest.h")" build_xv6fs_test
+build_if_stale upgrade-tools "$(hash_inputs "$selftest_dir/upgrade_load.c" \
+	"$selftest_dir/bento_getxattr.c")" build_upgrade_tools
 
 [ -n "$share" ] || exit 0
 mkdir -p "$share/bin" "$share/selftests/filesystems/bento"
@@ -83,8 +94,19 @@ done
 cp "$BENTO_ROOT/tools/testing/bento/pjdfstest.sh" "$BENTO_ROOT/tools/testing/bento/pjdfstest.toml" \
 	"$share/bin/"
 # Where an installed kselftest's TEST_GEN_FILES live: next to the scripts.
-if [ -x "$out/xv6fs_test" ]; then
-	cp "$out/xv6fs_test" "$share/selftests/filesystems/bento/"
+for prog in xv6fs_test upgrade_load bento_getxattr; do
+	if [ -x "$out/$prog" ]; then
+		cp "$out/$prog" "$share/selftests/filesystems/bento/"
+	else
+		warn "$prog missing: not in the guest"
+	fi
+done
+# Modules the registry must refuse (bento_upgrade.sh): hello_v2 with its ops table
+# patched (bad-modules.py).
+v2=$(find "$MODROOT" -name hello_v2.ko 2>/dev/null | head -n 1)
+if [ -n "$v2" ]; then
+	python3 "$BENTO_ROOT/tools/testing/bento/bad-modules.py" "$v2" \
+		"$share/selftests/filesystems/bento/bad-modules" || warn "bad-modules.py failed"
 else
-	warn "xv6fs_test missing: not in the guest"
+	warn "no hello_v2.ko in $MODROOT: no bad modules for the upgrade test"
 fi

@@ -19,9 +19,11 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 
 MNT=/tmp/bento-xv6fs
 WORK=/tmp/bento-xv6fs.work
+# shellcheck disable=SC2034 # used by bento_lib.sh
 LOG=$WORK/log
+# shellcheck disable=SC2034 # used by bento_lib.sh
+TEST_NAME=bento_xv6fs.sh
 XV6FS_TEST=${XV6FS_TEST:-$DIR/xv6fs_test}
-NOT_RUN=   # set: the remaining xv6fs checks are skipped with this reason
 
 mkdir -p "$MNT" "$WORK"
 
@@ -35,98 +37,7 @@ if [ -z "$dev" ]; then
 	done
 fi
 
-# KTAP lines. printf, not ktap_helpers' unquoted echo: reasons may hold glob characters.
-pass() {
-	printf 'ok %d %s\n' "$KTAP_TESTNO" "$1"
-	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_PASS=$((KTAP_CNT_PASS + 1))
-}
-fail() {
-	printf 'not ok %d %s\n' "$KTAP_TESTNO" "$1"
-	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_FAIL=$((KTAP_CNT_FAIL + 1))
-}
-skip() { # description reason
-	printf 'ok %d %s # SKIP %s\n' "$KTAP_TESTNO" "$1" "$2"
-	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
-}
-# A check that cannot run says why: skipping REASON (then returns its status).
-skipping() { echo "$*" >"$WORK/skip"; return "$KSFT_SKIP"; }
-
-# bounded SECONDS COMMAND...: runs COMMAND, output to $LOG, with a deadline. A command
-# still running after it is stuck (in the kernel, where no signal reaches it): it is
-# left behind, the status is 255, and the checks that follow are skipped (they would
-# get stuck behind it).
-bounded() {
-	limit=$(($1 * 10))
-	shift
-	rm -f "$WORK/rc" "$WORK/skip"
-	("$@"; echo $? >"$WORK/rc") >"$LOG" 2>&1 &
-	pid=$!
-	waited=0
-	while [ ! -e "$WORK/rc" ]; do
-		if [ "$waited" -ge "$limit" ]; then
-			kill -9 "$pid" 2>/dev/null
-			echo "stuck after $((limit / 10)) s; tasks in D state:" >>"$LOG"
-			ps -o pid,stat,args 2>/dev/null | awk '$2 ~ /D/' >>"$LOG"
-			NOT_RUN="an earlier check got stuck in the kernel"
-			return 255
-		fi
-		sleep 0.1
-		waited=$((waited + 1))
-	done
-	wait "$pid"
-	return "$(cat "$WORK/rc")"
-}
-
-# t [-b SECONDS] DESCRIPTION COMMAND...: one KTAP line (deadline: 120 s). A failing
-# command's output becomes the line's diagnostics.
-t() {
-	limit=120
-	[ "$1" = -b ] && { limit=$2; shift 2; }
-	desc=$1
-	shift
-	if [ -n "$NOT_RUN" ]; then
-		skip "$desc" "$NOT_RUN"
-		return 1
-	fi
-	log_mark "$desc"
-	bounded "$limit" "$@"
-	rc=$?
-	if [ "$rc" = 0 ]; then
-		pass "$desc"
-	elif [ "$rc" = "$KSFT_SKIP" ] && [ -s "$WORK/skip" ]; then
-		skip "$desc" "$(cat "$WORK/skip")"
-	else
-		tail -n 40 "$LOG" | sed 's/^/# /'
-		fail "$desc"
-	fi
-	return "$rc"
-}
-
-# nested SECONDS DESCRIPTION COMMAND...: runs a program that prints KTAP, nested
-# (indented) under one result line: every case counts, the line sums them up.
-nested() {
-	limit=$1 desc=$2
-	shift 2
-	if [ -n "$NOT_RUN" ]; then
-		skip "$desc" "$NOT_RUN"
-		return
-	fi
-	log_mark "$desc"
-	bounded "$limit" "$@"
-	rc=$?
-	sed 's/^/  /' "$LOG"
-	if [ "$rc" = 0 ] && ! grep -q '^ *not ok' "$LOG"; then
-		pass "$desc"
-	else
-		echo "# $desc: $(grep -c '^ *not ok' "$LOG") cases failed, exit status $rc"
-		fail "$desc"
-	fi
-}
-
-# The kernel log since the start of the current check (t writes a mark there; the log
-# is not cleared, the harness checks all of it at the end).
-log_mark() { echo "bento_xv6fs.sh: check $KTAP_TESTNO: $1" >/dev/kmsg 2>/dev/null; }
-log_since_mark() { dmesg | sed -n "/bento_xv6fs.sh: check $KTAP_TESTNO: /,\$p"; }
+. "$DIR/bento_lib.sh"
 
 registered() { grep -qw xv6fs /proc/filesystems; }
 mounted() { grep -q " $MNT " /proc/mounts; }
