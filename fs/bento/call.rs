@@ -94,13 +94,23 @@ impl CallResult for i32 {
 /// passes it, and a live upgrade closes it, waits for the calls inside to return, swaps
 /// the implementation and opens it again.
 ///
-/// A counter of calls inside plus a closed flag, both atomics, and a wait queue for the
-/// slow paths. (DESIGN.md suggested SRCU: its grace periods take milliseconds under TCG,
-/// longer than the whole pause may, and `synchronize_srcu` has no timeout; the counter
-/// drains in the time the last call takes, with `wait_event_timeout`.) It is taken
-/// innermost, around the module call only, so a caller never holds it while it takes a
-/// folio lock, waits on writeback or on a commit; a call that waits in the file system
-/// holds it, which the drain timeout bounds.
+/// A counter of calls inside plus a state (open, draining, sealed), both atomics, and a
+/// wait queue for the slow paths. (DESIGN.md suggested SRCU: its grace periods take
+/// milliseconds under TCG, longer than the whole pause may, and `synchronize_srcu` has
+/// no timeout; the counter drains in the time the last call takes, with
+/// `wait_event_timeout`.) It is taken innermost, around the module call only, so a
+/// caller never holds it while it takes a folio lock, waits on writeback or on a
+/// commit; a call that waits in the file system holds it, which the drain timeout
+/// bounds.
+///
+/// One wait the framework cannot avoid: a buffered write holds a journal handle from
+/// `write_begin` to `write_end` and calls the module in between. Were it held at the
+/// gate, a call still inside that starts a handle while the commit thread waits for
+/// the running transaction's handles to stop would wait for the commit, the commit for
+/// the held write, the write for the drain: a cycle only the drain timeout breaks. So
+/// while the gate is *draining*, a task holding a journal handle passes (and is
+/// drained like the others); once the gate is *sealed* (no call inside), everyone
+/// waits, and nothing during the handover waits for a commit.
 ///
 /// # Invariants
 ///
@@ -108,9 +118,17 @@ impl CallResult for i32 {
 /// counts the callers between `enter` and `leave`.
 pub(crate) struct Gate {
     inflight: AtomicI32,
+    /// [`OPEN`], [`DRAINING`] or [`SEALED`].
     closed: AtomicI32,
     wq: Opaque<bindings::wait_queue_head>,
 }
+
+/// Calls pass.
+const OPEN: i32 = 0;
+/// Only calls from tasks holding a journal handle pass (see [`Gate`]).
+const DRAINING: i32 = 1;
+/// No call passes.
+const SEALED: i32 = 2;
 
 /// A call inside the gate; leaves it when dropped.
 pub(crate) struct Inside<'a>(&'a Gate);
@@ -145,8 +163,13 @@ impl Gate {
     fn enter<R: CallResult>(&self) -> core::result::Result<Inside<'_>, R> {
         loop {
             self.inflight.fetch_add(1, Ordering::SeqCst);
-            if self.closed.load(Ordering::SeqCst) == 0 {
-                return Ok(Inside(self));
+            match self.closed.load(Ordering::SeqCst) {
+                OPEN => return Ok(Inside(self)),
+                // SAFETY: Always safe.
+                DRAINING if unsafe { bindings::bento_in_journal_handle() } => {
+                    return Ok(Inside(self))
+                }
+                _ => {}
             }
             self.leave();
             match R::interrupted() {
@@ -167,29 +190,40 @@ impl Gate {
         // The closer sets `closed` before it reads `inflight`, we decrement before we
         // read `closed` (both sequentially consistent): one of us sees the other.
         if self.inflight.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.closed.load(Ordering::SeqCst) != 0
+            && self.closed.load(Ordering::SeqCst) != OPEN
         {
             // SAFETY: `wq` is initialised (type invariant).
             unsafe { bindings::bento_wake_up_all(self.wq.get()) };
         }
     }
 
-    /// Closes the gate: new calls wait until [`Gate::open`].
+    /// Closes the gate: new calls wait until [`Gate::open`] (but see [`Gate`] for
+    /// tasks holding a journal handle, until [`Gate::drain`] seals it).
     pub(crate) fn close(&self) {
-        self.closed.store(1, Ordering::SeqCst);
+        self.closed.store(DRAINING, Ordering::SeqCst);
     }
 
-    /// Waits until no call is inside, for at most `jiffies`; `false` on timeout.
-    pub(crate) fn drain(&self, jiffies: isize) -> bool {
+    fn wait_empty(&self, jiffies: isize) -> bool {
         // SAFETY: `wq` is initialised (type invariant); `inflight` is an `i32`.
         unsafe {
             bindings::bento_wait_zero_timeout(self.wq.get(), self.inflight.as_ptr(), jiffies) != 0
         }
     }
 
+    /// Waits until no call is inside, then seals the gate (no call passes any more) and
+    /// waits for the calls that passed meanwhile; at most about `jiffies` in all.
+    /// `false` on timeout (the gate stays closed: [`Gate::open`] it).
+    pub(crate) fn drain(&self, jiffies: isize) -> bool {
+        if !self.wait_empty(jiffies) {
+            return false;
+        }
+        self.closed.store(SEALED, Ordering::SeqCst);
+        self.wait_empty(jiffies)
+    }
+
     /// Opens the gate and wakes the callers waiting at it.
     pub(crate) fn open(&self) {
-        self.closed.store(0, Ordering::SeqCst);
+        self.closed.store(OPEN, Ordering::SeqCst);
         // SAFETY: `wq` is initialised (type invariant).
         unsafe { bindings::bento_wake_up_all(self.wq.get()) };
     }

@@ -15,6 +15,8 @@
 //!                            calls     calls made into the file system
 //!                            upgrades  live upgrades this superblock went through
 //!                            last_pause_ns  how long the last one held its calls
+//!                            last_drain_ns  the part of it spent waiting for running
+//!                                           calls to return
 //! ```
 //!
 //! The directories are plain kobjects; a read looks its node up in the registry by
@@ -49,6 +51,7 @@ enum Which {
     Calls,
     Upgrades,
     LastPause,
+    LastDrain,
 }
 
 const fn attr(name: &'static CStr, mode: u16, store: bool) -> Table<bindings::kobj_attribute> {
@@ -73,8 +76,9 @@ static A_DOWNGRADE: Table<bindings::kobj_attribute> = attr(c"downgrade", 0o200, 
 static A_CALLS: Table<bindings::kobj_attribute> = attr(c"calls", 0o444, false);
 static A_UPGRADES: Table<bindings::kobj_attribute> = attr(c"upgrades", 0o444, false);
 static A_PAUSE: Table<bindings::kobj_attribute> = attr(c"last_pause_ns", 0o444, false);
+static A_DRAIN_NS: Table<bindings::kobj_attribute> = attr(c"last_drain_ns", 0o444, false);
 
-static ALL: [(&Table<bindings::kobj_attribute>, Which); 10] = [
+static ALL: [(&Table<bindings::kobj_attribute>, Which); 11] = [
     (&A_VERSION, Which::Version),
     (&A_MODULE, Which::Module),
     (&A_BUILD_ID, Which::BuildId),
@@ -85,6 +89,7 @@ static ALL: [(&Table<bindings::kobj_attribute>, Which); 10] = [
     (&A_CALLS, Which::Calls),
     (&A_UPGRADES, Which::Upgrades),
     (&A_PAUSE, Which::LastPause),
+    (&A_DRAIN_NS, Which::LastDrain),
 ];
 
 const fn a(t: &'static Table<bindings::kobj_attribute>) -> *mut bindings::attribute {
@@ -102,12 +107,13 @@ static FS_ATTRS: Table<[*mut bindings::attribute; 8]> = Table([
     core::ptr::null_mut(),
 ]);
 
-static SB_ATTRS: Table<[*mut bindings::attribute; 6]> = Table([
+static SB_ATTRS: Table<[*mut bindings::attribute; 7]> = Table([
     a(&A_VERSION),
     a(&A_MODULE),
     a(&A_CALLS),
     a(&A_UPGRADES),
     a(&A_PAUSE),
+    a(&A_DRAIN_NS),
     core::ptr::null_mut(),
 ]);
 
@@ -274,10 +280,12 @@ fn fill(p: &mut Page<'_>, node: Node<'_>, w: Which) -> fmt::Result {
             calls,
             upgrades,
             last_pause_ns,
+            last_drain_ns,
         } => match w {
             Which::Calls => writeln!(p, "{calls}"),
             Which::Upgrades => writeln!(p, "{upgrades}"),
             Which::LastPause => writeln!(p, "{last_pause_ns}"),
+            Which::LastDrain => writeln!(p, "{last_drain_ns}"),
             _ => show_impl(p, Some(imp), w),
         },
     }

@@ -48,6 +48,12 @@ void rust_helper_bento_wake_up_all(struct wait_queue_head *wq)
 	wake_up_all(wq);
 }
 
+/* Whether the current task holds a journal handle (jbd2 keeps it in journal_info). */
+bool rust_helper_bento_in_journal_handle(void)
+{
+	return current->journal_info != NULL;
+}
+
 unsigned long rust_helper_bento_msecs_to_jiffies(unsigned int ms)
 {
 	return msecs_to_jiffies(ms);

@@ -100,7 +100,7 @@ macro_rules! module_fs {
         version: $ver:literal,
         description: $desc:literal
         $(, flags: $flags:expr)?
-        $(, autoload: $auto:literal)? $(,)?
+        $(, autoload: $auto:tt)? $(,)?
     ) => {
         #[cfg(not(MODULE))]
         compile_error!("a bento file system is a loadable module: build it as =m");
@@ -164,7 +164,10 @@ macro_rules! module_fs {
 #[macro_export]
 macro_rules! __modinfo_alias {
     (false; $name:literal) => {};
-    ($($auto:literal)?; $name:literal) => {
+    (true; $name:literal) => {
+        $crate::__modinfo_alias!(; $name);
+    };
+    (; $name:literal) => {
         $crate::__modinfo!(__MODINFO_ALIAS, concat!("alias=fs-", $name));
     };
 }

@@ -80,7 +80,7 @@ macro_rules! module_fs {
         version: $ver:literal,
         description: $desc:literal
         $(, flags: $flags:expr)?
-        $(, autoload: $auto:literal)? $(,)?
+        $(, autoload: $auto:tt)? $(,)?
     ) => {
         /// Runs the file system as a FUSE mount helper.
         pub fn main() -> std::process::ExitCode {

@@ -208,13 +208,18 @@ version_is() {
 		fi
 	done
 }
-pause_of() { for m in "$X1" "$X2"; do cat "$(sbdir xv6fs "$m")/last_pause_ns"; done; }
+# The last switch's pause, and the part of it not spent draining (the handover).
+pause_of() {
+	d=$(sbdir xv6fs "$X1")
+	read -r p <"$d/last_pause_ns" && read -r n <"$d/last_drain_ns" &&
+		echo "$p" >>"$WORK/$1" && echo $((p - n)) >>"$WORK/$1-handover"
+}
 # nth FILE P: the P-th percentile of the numbers in FILE.
 nth() {
 	sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int((NR * p + 99) / 100); if (i < 1) i = 1; print v[i] }'
 }
 upgrade_cycles() {
-	rm -f "$WORK/stop" "$WORK/statfail" "$WORK/pauses" "$WORK/pauses-fresh"
+	rm -f "$WORK/stop" "$WORK/statfail" "$WORK"/pauses*
 	[ -x "$DIR/upgrade_load" ] || { echo "no upgrade_load"; return 1; }
 	"$DIR/upgrade_load" "$X1" "$WORK/stop" >"$WORK/load1" 2>&1 &
 	load1=$!
@@ -237,15 +242,15 @@ upgrade_cycles() {
 		# A freshly loaded v2 (and its first export, going back): under TCG the pause
 		# includes translating the module's code the first time it runs.
 		modprobe xv6fs_v2 || { echo "cycle $i: modprobe xv6fs_v2 failed"; r=1; break; }
-		pause_of >>"$WORK/pauses-fresh"
+		pause_of pauses-fresh
 		version_is 2 || { r=1; break; }
 		echo 1 >"$SYS/xv6fs/downgrade" || { echo "cycle $i: downgrade failed"; r=1; break; }
-		pause_of >>"$WORK/pauses-fresh"
+		pause_of pauses-fresh
 		version_is 1 || { r=1; break; }
 		# Both versions loaded and run before: the steady-state pause.
 		for v in 2 1; do
 			echo "$v" >"$SYS/xv6fs/downgrade" || { echo "cycle $i: switch to $v failed"; r=1; }
-			pause_of >>"$WORK/pauses"
+			pause_of pauses
 		done
 		if [ "$r" != 0 ] || ! version_is 1; then
 			r=1
@@ -275,14 +280,16 @@ upgrade_cycles() {
 	fi
 	is "upgrades of $X1" "$(cat "$(sbdir xv6fs "$X1")/upgrades")" $((4 * i)) || r=1
 	med=$(awk '/^ops/ { print $6; exit }' "$WORK/load1")
-	for f in pauses pauses-fresh; do
+	for f in pauses pauses-handover pauses-fresh pauses-fresh-handover; do
 		[ -s "$WORK/$f" ] || continue
 		p50=$(nth "$WORK/$f" 50) p99=$(nth "$WORK/$f" 99) max=$(nth "$WORK/$f" 100)
 		case $f in
-		pauses) what="between loaded versions" ;;
-		*) what="to or from a freshly loaded module" ;;
+		pauses) what="pause between loaded versions" ;;
+		pauses-handover) what="  of which handover (not drain)" ;;
+		pauses-fresh) what="pause to/from a freshly loaded module" ;;
+		*) what="  of which handover (not drain)" ;;
 		esac
-		echo "upgrade pause $what, $(wc -l <"$WORK/$f") samples (2 superblocks per switch):" \
+		echo "$what, $(wc -l <"$WORK/$f") switches of 2 superblocks:" \
 			"p50 $p50 ns, p99 $p99 ns, max $max ns; median op $med ns:" \
 			"p50 $(awk -v a="$p50" -v b="$med" 'BEGIN { printf "%.1f", a / b }')x," \
 			"p99 $(awk -v a="$p99" -v b="$med" 'BEGIN { printf "%.1f", a / b }')x"
