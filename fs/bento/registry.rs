@@ -852,11 +852,7 @@ pub(crate) fn with_node<R>(
 /// `version`, or, if it is not loaded, lets a module of that version load once.
 pub(crate) fn downgrade(kobj: *mut bindings::kobject, version: u32) -> Result {
     let mut reg = registry().lock();
-    let slot = reg
-        .slots
-        .iter_mut()
-        .find(|s| s.len > 0 && s.kobj == kobj)
-        .ok_or(ENODEV)?;
+    let slot = slot_of_kobj(&mut reg, kobj)?;
     let target = slot
         .loaded
         .iter()
@@ -889,13 +885,16 @@ pub(crate) fn downgrade(kobj: *mut bindings::kobject, version: u32) -> Result {
 /// sysfs `drain_timeout_ms`.
 pub(crate) fn set_drain_ms(kobj: *mut bindings::kobject, ms: u32) -> Result {
     let mut reg = registry().lock();
-    let slot = reg
-        .slots
+    slot_of_kobj(&mut reg, kobj)?.drain_ms = ms;
+    Ok(())
+}
+
+/// The slot whose sysfs directory is `kobj`.
+fn slot_of_kobj(reg: &mut Registry, kobj: *mut bindings::kobject) -> Result<&mut Slot> {
+    reg.slots
         .iter_mut()
         .find(|s| s.len > 0 && s.kobj == kobj)
-        .ok_or(ENODEV)?;
-    slot.drain_ms = ms;
-    Ok(())
+        .ok_or(ENODEV)
 }
 
 /// Entry point for file system modules (through `bento::module_fs!`): registers `ops`.

@@ -74,11 +74,6 @@ fn framework_write(fs: &Xv6Fs, ino: Ino, off: u64, data: &[u8]) -> bento::Result
 /// One worker's files: name, inode, contents.
 type Files = Vec<(Vec<u8>, Ino, Vec<u8>)>;
 
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut r = Rng(seed | 1);
-    (0..len).map(|_| r.step() as u8).collect()
-}
-
 /// Random operations in directory `dir` until `stop`; returns the files as they
 /// should be.
 fn worker(fs: &Xv6Fs, id: u64, dir: Ino, stop: &AtomicBool, ops: &AtomicU64) -> Files {
@@ -114,23 +109,12 @@ fn worker(fs: &Xv6Fs, id: u64, dir: Ino, stop: &AtomicBool, ops: &AtomicU64) -> 
                 let (_, ino, data) = &mut files[i];
                 let at = rng.below(200_000);
                 let len = 1 + rng.below(20_000) as usize;
-                let buf = pattern(rng.step(), len);
-                assert_eq!(fs.file_write(&REQ, *ino, 0, at, &buf, 0).unwrap(), len);
-                let end = at as usize + len;
-                if data.len() < end {
-                    data.resize(end, 0);
-                }
-                data[at as usize..end].copy_from_slice(&buf);
+                write_tracked(fs, *ino, data, at, &pattern(rng.step(), len));
             }
             5 => {
                 let (_, ino, data) = &mut files[i];
                 let size = rng.below(data.len() as u64 + 30_000);
-                let set = SetAttr {
-                    size: Some(size),
-                    ..SetAttr::default()
-                };
-                fs.file_setattr(&REQ, *ino, &set).unwrap();
-                data.resize(size as usize, 0);
+                truncate_tracked(fs, *ino, data, size);
             }
             6 => {
                 // Unlinked and forgotten: freed over several transactions if large.

@@ -58,11 +58,6 @@ fn switch(old: Xv6Fs) -> Xv6Fs {
     new
 }
 
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut r = Rng(seed | 1);
-    (0..len).map(|_| r.step() as u8).collect()
-}
-
 /// Creates `name` in `dir` with `len` bytes of pattern `seed`; returns its inode.
 fn make_file(fs: &Xv6Fs, dir: Ino, name: &[u8], seed: u64, len: usize) -> Ino {
     let (e, _) = fs.create(&REQ, dir, name, 0o100644, 0).unwrap();
@@ -511,23 +506,12 @@ fn worker(gate: &Gate, id: u64, dir: Ino, stop: &AtomicBool, ops: &AtomicU64) ->
                 let (_, ino, data) = &mut files[i];
                 let at = rng.below(100_000);
                 let len = 1 + rng.below(30_000) as usize;
-                let buf = pattern(rng.step(), len);
-                assert_eq!(fs.file_write(&REQ, *ino, 0, at, &buf, 0).unwrap(), len);
-                let end = at as usize + len;
-                if data.len() < end {
-                    data.resize(end, 0);
-                }
-                data[at as usize..end].copy_from_slice(&buf);
+                write_tracked(&fs, *ino, data, at, &pattern(rng.step(), len));
             }
             5 => {
                 let (_, ino, data) = &mut files[i];
                 let size = rng.below(data.len() as u64 + 10_000);
-                let set = SetAttr {
-                    size: Some(size),
-                    ..SetAttr::default()
-                };
-                fs.file_setattr(&REQ, *ino, &set).unwrap();
-                data.resize(size as usize, 0);
+                truncate_tracked(&fs, *ino, data, size);
             }
             6 => {
                 let (name, ino, _) = files.swap_remove(i);

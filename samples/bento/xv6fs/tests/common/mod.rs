@@ -15,7 +15,7 @@ use std::process::Command;
 
 use bento::block::BlockDevice;
 pub use bento::fuse_backend::data::FileData;
-use bento::{DirSink, FileSystem, FileType, Ino, MountOptions, Request, ROOT_INO};
+use bento::{DirSink, FileSystem, FileType, Ino, MountOptions, Request, SetAttr, ROOT_INO};
 use xv6fs::Xv6Fs;
 
 /// `fallocate` modes (`FALLOC_FL_*`).
@@ -152,4 +152,31 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.step() % n.max(1)
     }
+}
+
+/// `len` bytes of a pattern made from `seed`.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = Rng(seed | 1);
+    (0..len).map(|_| r.step() as u8).collect()
+}
+
+/// Writes `buf` at `at` to file `ino` (through the FUSE build's data path) and records it
+/// in `data`, what the file should hold.
+pub fn write_tracked(fs: &Xv6Fs, ino: Ino, data: &mut Vec<u8>, at: u64, buf: &[u8]) {
+    assert_eq!(fs.file_write(&REQ, ino, 0, at, buf, 0).unwrap(), buf.len());
+    let end = at as usize + buf.len();
+    if data.len() < end {
+        data.resize(end, 0);
+    }
+    data[at as usize..end].copy_from_slice(buf);
+}
+
+/// Truncates file `ino` to `size` and `data`, what it should hold, with it.
+pub fn truncate_tracked(fs: &Xv6Fs, ino: Ino, data: &mut Vec<u8>, size: u64) {
+    let set = SetAttr {
+        size: Some(size),
+        ..SetAttr::default()
+    };
+    fs.file_setattr(&REQ, ino, &set).unwrap();
+    data.resize(size as usize, 0);
 }

@@ -99,3 +99,16 @@ nested() {
 log_mark() { echo "$TEST_NAME: check $KTAP_TESTNO: $1" >/dev/kmsg 2>/dev/null; }
 log_since_mark() { dmesg | sed -n "/$TEST_NAME: check $KTAP_TESTNO: /,\$p"; }
 
+
+# The xv6fs test disk: XV6FS_DEV, or the virtio disk with serial "xv6fs" (guest.sh).
+find_test_disk() {
+	if [ -n "${XV6FS_DEV:-}" ]; then
+		echo "$XV6FS_DEV"
+		return
+	fi
+	for s in /sys/block/*/serial; do
+		[ "$(cat "$s" 2>/dev/null)" = xv6fs ] || continue
+		d=${s#/sys/block/}
+		echo "/dev/${d%/serial}"
+	done
+}

@@ -32,15 +32,7 @@ CYCLES=${BENTO_UPGRADE_CYCLES:-100}
 BAD=$DIR/bad-modules
 mkdir -p "$WORK" "$H1" "$H2" "$H3" "$X1" "$X2"
 . "$DIR/bento_lib.sh"
-
-dev=${XV6FS_DEV:-}
-if [ -z "$dev" ]; then
-	for s in /sys/block/*/serial; do
-		[ "$(cat "$s" 2>/dev/null)" = xv6fs ] || continue
-		dev=${s#/sys/block/}
-		dev=/dev/${dev%/serial}
-	done
-fi
+dev=$(find_test_disk)
 
 # ---- helpers -----------------------------------------------------------------------
 
@@ -78,6 +70,14 @@ hello_versions() { # expected version of every hello mount, by file and by sysfs
 		is "sysfs version of $m" "$(cat "$(sbdir hello "$m")/version")" "$1" || return 1
 	done
 	is "sysfs version of hello" "$(cat "$SYS/hello/version")" "$1"
+}
+# flip FS: 20 switches to version 1 and back to 2 (both loaded) through sysfs.
+flip() {
+	n=0
+	while [ "$n" -lt 20 ]; do
+		echo 1 >"$SYS/$1/downgrade" && echo 2 >"$SYS/$1/downgrade" || return 1
+		n=$((n + 1))
+	done
 }
 unload_all() {
 	for m in "$H1" "$H2" "$H3" "$X1" "$X2"; do
@@ -166,14 +166,8 @@ race_mounts() {
 		done
 	) &
 	racer=$!
-	i=0 r=0
-	while [ "$i" -lt 20 ]; do
-		if ! echo 1 >"$SYS/hello/downgrade" || ! echo 2 >"$SYS/hello/downgrade"; then
-			r=1
-			break
-		fi
-		i=$((i + 1))
-	done
+	flip hello
+	r=$?
 	touch "$WORK/stop"
 	wait "$racer"
 	[ ! -s "$WORK/mfail" ] || { cat "$WORK/mfail"; r=1; }
@@ -326,14 +320,8 @@ race_remount() {
 		done
 	) &
 	racer=$!
-	i=0 r=0
-	while [ "$i" -lt 20 ]; do
-		if ! echo 1 >"$SYS/xv6fs/downgrade" || ! echo 2 >"$SYS/xv6fs/downgrade"; then
-			r=1
-			break
-		fi
-		i=$((i + 1))
-	done
+	flip xv6fs
+	r=$?
 	touch "$WORK/stop"
 	wait "$racer"
 	[ ! -s "$WORK/rfail" ] || { cat "$WORK/rfail"; r=1; }

@@ -27,17 +27,9 @@ XV6FS_TEST=${XV6FS_TEST:-$DIR/xv6fs_test}
 
 mkdir -p "$MNT" "$WORK"
 
-# The device: by the serial guest.sh gives it, unless given.
-dev=${XV6FS_DEV:-}
-if [ -z "$dev" ]; then
-	for s in /sys/block/*/serial; do
-		[ "$(cat "$s" 2>/dev/null)" = xv6fs ] || continue
-		dev=${s#/sys/block/}
-		dev=/dev/${dev%/serial}
-	done
-fi
-
 . "$DIR/bento_lib.sh"
+# The device: by the serial guest.sh gives it, unless given.
+dev=$(find_test_disk)
 
 registered() { grep -qw xv6fs /proc/filesystems; }
 mounted() { grep -q " $MNT " /proc/mounts; }
