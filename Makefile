@@ -8,6 +8,10 @@
 #   make check-debug         the guest's kselftests on the debug kernel (lockdep, KASAN, ...,
 #                            built with LLVM=-19; not part of check); same last line
 #   make kernel-debug        only build the debug kernel; make run-debug: boot it
+#   make bench               benchmarks in one guest run: ext4 (ordered, journal), kernel
+#                            and FUSE xv6fs, tmpfs; ratios to ext4 in
+#                            $(BENTO_CACHE)/bench/bench.md (+ .json, .png). BENCH_ARGS:
+#                            --quick (tiny; make check runs it), --reps N, --fs "NAMES"
 #
 # Heavy artifacts (kernel tree, build, initramfs) live in $(BENTO_CACHE), outside the
 # checkout, keyed by hashes of their inputs.
@@ -23,7 +27,7 @@ CARGO := /usr/bin/cargo
 export BENTO_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/bento
 
 .PHONY: all deps kernel modules fuse run check menuconfig fmt clippy clean help
-.PHONY: kernel-debug run-debug check-debug
+.PHONY: kernel-debug run-debug check-debug bench
 
 all: kernel fuse
 
@@ -49,6 +53,9 @@ run: kernel
 
 check:
 	@bash $(T)/check.sh
+
+bench:
+	@bash $(T)/bench/bench.sh $(BENCH_ARGS)
 
 # The debug kernel: Kconfig.snippet + $(T)/debug.config, LLVM=-19, in its own tree, build
 # directory and lock in $(BENTO_CACHE) (BENTO_VARIANT=debug, see $(T)/lib.sh).

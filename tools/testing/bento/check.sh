@@ -6,6 +6,7 @@
 #   2. FUSE: the samples as FUSE programs                         (host)
 #   3. kselftests of tools/testing/selftests/filesystems/bento    (QEMU guest)
 #   4. the guest's dmesg: no oops, WARN, BUG, lockdep splat       (QEMU guest)
+#   5. make bench --quick: every benchmark runs and gives a figure  (QEMU guest)
 # Each group counts its KTAP / cargo results; a group that cannot run counts as failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -44,7 +45,7 @@ log "kernel";       bash tools/testing/bento/build-kernel.sh || { count "kernel 
 log "cargo"
 check_one "cargo fmt --check" /usr/bin/cargo-fmt --all --check
 check_one "rustfmt --check fs/bento" /usr/bin/rustfmt --edition 2021 --check fs/bento/bentofs.rs
-check_one "shellcheck" shellcheck -e SC1090,SC1091,SC2148 tools/testing/bento/*.sh \
+check_one "shellcheck" shellcheck -e SC1090,SC1091,SC2148 tools/testing/bento/*.sh tools/testing/bento/bench/*.sh \
 	tools/testing/selftests/filesystems/bento/*.sh .ci/run
 check_one "kernel clippy (CLIPPY=1)" bash tools/testing/bento/kernel-clippy.sh
 check_one "cargo clippy" /usr/bin/cargo-clippy clippy --workspace --all-targets --quiet -- -D warnings
@@ -101,6 +102,14 @@ grep -vE "$summary_re" "$logs/check-guest.txt"
 read -r p f s < <(sed -nE "s/$summary_re/\\1 \\2 \\3/p" "$logs/check-guest.txt" | tail -n 1)
 if [ -n "${p:-}" ]; then PASS=$((PASS + p)) FAIL=$((FAIL + f)) SKIP=$((SKIP + s))
 else count "guest (check-guest.sh gave no result)" 0 1 0; fi
+
+# make bench in quick mode: one guest, every benchmark tiny, each figure must come out.
+bash tools/testing/bento/bench/bench.sh --quick > "$logs/bench-quick.txt" 2>&1
+read -r p f < <(sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$logs/bench-quick.txt" |
+	tail -n 1)
+if [ -n "${p:-}" ]; then count "bench (quick: figures came out)" "$p" "$f" 0
+else count "bench (quick) gave no result" 0 1 0; tail -20 "$logs/bench-quick.txt"; fi
+grep -E '^(not ok|bench: FAILED)' "$logs/bench-quick.txt"
 
 echo "# logs: $logs"
 echo "$PASS passed, $FAIL failed, $SKIP skipped"

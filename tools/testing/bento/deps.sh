@@ -11,12 +11,14 @@ RUST_V=1.85.0+dfsg3-1~deb12u3
 BINDGEN_V=0.70.1
 PJDFSTEST_V=0.2.2
 FSX_V=0.3.2
+FIO_V=3.33   # Debian bookworm's release, built static from Debian's source tarball
+FIO_SHA256=d2410e13e0f379d061d077cc5ae325835bb7c6186aa7bafc1df954cbc9b014fc
 
 PKGS=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio zstd
 	xz-utils patch qemu-system-x86 busybox-static clang-19 libclang-19-dev lld-19 llvm-19
 	"rustc-web=$RUST_V" "libstd-rust-web-dev=$RUST_V" "libstd-rust-web-1.85=$RUST_V"
 	"rust-web-src=$RUST_V" "rust-web-clippy=$RUST_V" "rustfmt-web=$RUST_V" "cargo-web=$RUST_V"
-	e2fsprogs python3 kmod pahole fuse3 shellcheck libncurses-dev
+	e2fsprogs python3 kmod pahole fuse3 shellcheck libncurses-dev curl ca-certificates
 	gcc libc6-dev)   # gcc/libc6-dev: static kselftest programs (xv6fs_test) for the guest
 
 missing=()
@@ -57,6 +59,23 @@ if [ "$(cat "$BENTO_TOOLS/.fsx-version" 2>/dev/null)" != "$FSX_V static" ]; then
 	PATH=/usr/bin:/bin RUSTFLAGS='-C target-feature=+crt-static' cargo install --quiet --locked \
 		--force "fsx@$FSX_V" --target x86_64-unknown-linux-gnu --root "$BENTO_TOOLS"
 	echo "$FSX_V static" > "$BENTO_TOOLS/.fsx-version"
+fi
+# fio for make bench: Debian's package links Ceph, Gluster and RDMA libraries; the same
+# release built static from Debian's source tarball runs in the busybox guest.
+if [ "$(cat "$BENTO_TOOLS/.fio-version" 2>/dev/null)" != "$FIO_V static noshm" ]; then
+	log "building fio $FIO_V, static (~1 min)"
+	src=$(mktemp -d "${TMPDIR:-/tmp}/bento-fio.XXXXXX")
+	curl -sfL -o "$src/fio.tar.gz" \
+		"http://deb.debian.org/debian/pool/main/f/fio/fio_$FIO_V.orig.tar.gz"
+	echo "$FIO_SHA256  $src/fio.tar.gz" | sha256sum -c --quiet
+	tar xzf "$src/fio.tar.gz" -C "$src"
+	# --disable-shm: the guest kernel (tinyconfig) has no SysV IPC.
+	(cd "$src/fio-$FIO_V" && ./configure --build-static --disable-native --disable-shm >/dev/null &&
+		make -j"$(nproc)" fio >/dev/null 2>&1)
+	mkdir -p "$BENTO_TOOLS/bin"
+	install -m 755 -s "$src/fio-$FIO_V/fio" "$BENTO_TOOLS/bin/fio"
+	rm -rf "$src"
+	echo "$FIO_V static noshm" > "$BENTO_TOOLS/.fio-version"
 fi
 # pjdfstest switches to these users (Debian has `nogroup` and `nobody` already).
 if [ "$(id -u)" = 0 ] && ! id tests >/dev/null 2>&1; then

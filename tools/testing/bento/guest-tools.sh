@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # The programs the guest runs, statically linked (the guest has no libc), built once per
 # change of their inputs into $BENTO_CACHE/guest-bin, and installed into a guest share:
-#   SHARE/bin/         mkfs.xv6fs, fsck.xv6fs (cargo bins of samples/bento/xv6fs),
+#   SHARE/bin/         mkfs.xv6fs, fsck.xv6fs, xv6fs (FUSE) (cargo bins of samples/bento/xv6fs),
 #                      pjdfstest, fsx (deps.sh), pjdfstest.sh + pjdfstest.toml
 #   SHARE/selftests/filesystems/bento/xv6fs_test   (gcc -static, kselftest harness)
 # The guest has /host/bin on its PATH. A program that does not build is left out with a
@@ -38,13 +38,13 @@ build_xv6fs_bins() {
 	(cd "$BENTO_ROOT" && PATH=/usr/bin:/bin RUSTC=/usr/bin/rustc \
 		RUSTFLAGS='-C target-feature=+crt-static' /usr/bin/cargo build --quiet --release \
 		--target x86_64-unknown-linux-gnu -p xv6fs --bin mkfs-xv6fs --bin fsck-xv6fs \
-		--target-dir "$t") || return 1
-	for bin in mkfs fsck; do
-		is_static "$t/x86_64-unknown-linux-gnu/release/$bin-xv6fs" ||
-			{ warn "$bin-xv6fs is not static"; return 1; }
+		--bin xv6fs --target-dir "$t") || return 1
+	for bin in mkfs-xv6fs:mkfs.xv6fs fsck-xv6fs:fsck.xv6fs xv6fs:xv6fs; do
+		is_static "$t/x86_64-unknown-linux-gnu/release/${bin%%:*}" ||
+			{ warn "${bin%%:*} is not static"; return 1; }
 		# Through a private name: guests of both kernel variants may build at once.
-		cp "$t/x86_64-unknown-linux-gnu/release/$bin-xv6fs" "$out/$bin.xv6fs.$$"
-		mv "$out/$bin.xv6fs.$$" "$out/$bin.xv6fs"
+		cp "$t/x86_64-unknown-linux-gnu/release/${bin%%:*}" "$out/${bin#*:}.$$"
+		mv "$out/${bin#*:}.$$" "$out/${bin#*:}"
 	done
 }
 
@@ -73,7 +73,7 @@ build_upgrade_tools() {
 }
 
 build_if_stale xv6fs-bins "$(hash_inputs "$BENTO_ROOT/Cargo.toml" "$BENTO_ROOT/Cargo.lock" \
-	"$BENTO_ROOT/rust/bento" "$BENTO_ROOT/samples/bento/xv6fs")" build_xv6fs_bins \
+	"$BENTO_ROOT/rust/bento" "$BENTO_ROOT/samples/bento/xv6fs" "$0")" build_xv6fs_bins \
 	"the guest gets the last good build if there is one"
 build_if_stale xv6fs_test "$(hash_inputs "$selftest_dir/xv6fs_test.c" \
 	"$harness/kselftest_harness.h" "$harness/kselftest.h")" build_xv6fs_test
@@ -82,7 +82,8 @@ build_if_stale upgrade-tools "$(hash_inputs "$selftest_dir/upgrade_load.c" \
 
 [ -n "$share" ] || exit 0
 mkdir -p "$share/bin" "$share/selftests/filesystems/bento"
-for f in "$out/mkfs.xv6fs" "$out/fsck.xv6fs" "$BENTO_TOOLS/bin/pjdfstest" "$BENTO_TOOLS/bin/fsx"; do
+for f in "$out/mkfs.xv6fs" "$out/fsck.xv6fs" "$out/xv6fs" "$BENTO_TOOLS/bin/pjdfstest" \
+	"$BENTO_TOOLS/bin/fsx"; do
 	if [ ! -x "$f" ]; then
 		warn "$f missing: not in the guest"
 	elif ! is_static "$f"; then

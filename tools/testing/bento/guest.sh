@@ -12,6 +12,8 @@
 #                  with mkfs.xv6fs when missing or not xv6fs; kept across boots. QEMU
 #                  cache mode $BENTO_XV6FS_CACHE (default writeback: flushes reach the
 #                  host file; directsync for power-cut tests).
+#   more:          BENTO_EXTRA_DISKS (run-qemu.sh --disk specs, space-separated).
+# Guest memory: BENTO_MEM (default 1G).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -54,12 +56,17 @@ if [ "$(od -An -c -j 4096 -N 4 "$xv6img" 2>/dev/null | tr -d ' ')" != xv6f ]; th
 fi
 disks=(--disk "$scratch,serial=scratch"
 	--disk "$xv6img,serial=xv6fs,cache=${BENTO_XV6FS_CACHE:-writeback}")
+# More disks (make bench): BENTO_EXTRA_DISKS, space-separated run-qemu.sh --disk specs.
+for d in ${BENTO_EXTRA_DISKS:-}; do
+	disks+=(--disk "$d")
+done
 
 cmd=${1:-}
 if [ -n "$cmd" ]; then
 	status=0
 	"$BENTO_ROOT/tools/testing/bento/run-qemu.sh" --kernel "$bzimage" --initrd "$initrd" \
 		"${disks[@]}" --share-dir "$share" --timeout "${BENTO_TIMEOUT:-1200}" \
+		--mem "${BENTO_MEM:-1G}" \
 		--cmd "${BENTO_NO_SETUP:+: }. /host/setup.sh; $cmd" || status=$?
 else
 	log "booting; the guest shell powers off on exit (Ctrl-A x kills QEMU)"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# make bench: boots the guest once and runs the benchmarks of guest.sh on ext4
+# (data=ordered and data=journal), kernel xv6fs, FUSE xv6fs (the static FUSE build,
+# in the guest) and tmpfs, each on its own virtio disk of the same size and kind, then
+# reports (report.py): bench.json, bench.md (ratios to ext4 data=ordered), bench.png.
+# Usage: bench.sh [--quick] [--reps N] [--fs "NAMES"]
+#   --quick  tiny sizes, one repetition, no plot: make check's smoke test (it checks
+#            that every figure came out); prints "N passed, N failed" last
+#   --reps   repetitions (default 3; the report gives median, min and max)
+# Output: $BENTO_CACHE/bench/ (bench-quick/ for --quick), also printed.
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+cd "$BENTO_ROOT"
+
+mode=full reps=3 fses="ext4-ordered ext4-journal xv6fs fuse-xv6fs tmpfs"
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) mode=quick reps=1 ;;
+	--reps) reps=$2; shift ;;
+	--fs) fses=$2; shift ;;
+	*) echo "usage: bench.sh [--quick] [--reps N] [--fs NAMES]" >&2; exit 2 ;;
+	esac
+	shift
+done
+out=$BENTO_CACHE/bench
+[ "$mode" = quick ] && out=$BENTO_CACHE/bench-quick
+mkdir -p "$out"
+size=3G
+[ "$mode" = quick ] && size=256M
+
+bash tools/testing/bento/deps.sh
+bash tools/testing/bento/build-kernel.sh
+[ "$mode" = full ] && ! python3 -c 'import matplotlib' 2>/dev/null && {
+	log "installing python3-matplotlib (the plot)"
+	SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		python3-matplotlib >/dev/null
+}
+
+share=$(mktemp -d "${TMPDIR:-/tmp}/bento-bench.XXXXXX")
+trap 'rm -rf "$share"' EXIT
+mkdir -p "$share/bench" "$share/results"
+cp tools/testing/bento/bench/guest.sh "$share/bench/"
+cp "$BENTO_TOOLS/bin/fio" "$share/bench/"
+gcc -static -O2 -Wall -pthread -o "$share/bench/bench_meta" tools/testing/bento/bench/meta.c
+gcc -static -O2 -Wall -o "$share/bench/upgrade_load" \
+	tools/testing/selftests/filesystems/bento/upgrade_load.c
+# A real source tree to untar: the kernel's fs/ (2500 files, 52 MB); quick: fs/ext2.
+tree=fs
+[ "$mode" = quick ] && tree=fs/ext2
+tar cf "$share/bench/tree.tar" -C "$KSRC" "$tree"
+
+# One disk per file system, the same size and kind (raw, virtio, host page cache).
+disks=""
+for fs in $fses; do
+	[ "$fs" = tmpfs ] && continue
+	img=$out/$fs.img
+	rm -f "$img"
+	truncate -s "$size" "$img"
+	case $fs in
+	ext4-*) mkfs.ext4 -q -F "$img" ;;
+	*xv6fs) "$BENTO_CACHE/guest-bin/mkfs.xv6fs" -q "$img" 2>/dev/null ||
+		target/debug/mkfs-xv6fs -q "$img" ;;
+	esac
+	disks="$disks $img,serial=$fs,cache=writeback"
+done
+
+log "benchmarks ($mode, $reps repetition(s)): $fses"
+status=0
+BENTO_NO_SETUP=1 BENTO_SHARE=$share BENTO_EXTRA_DISKS=$disks BENTO_MEM=2G \
+	BENTO_TIMEOUT=$([ "$mode" = quick ] && echo 900 || echo 7200) \
+	bash tools/testing/bento/guest.sh "sh /host/bench/guest.sh $mode $reps '$fses'" \
+	>"$out/guest-console.log" 2>&1 || status=$?
+rm -rf "$out/results"
+cp -r "$share/results" "$out/results"
+grep '^bench:' "$out/guest-console.log" || true
+check=()
+[ "$mode" = quick ] && check=(--check)
+python3 tools/testing/bento/bench/report.py "$out/results" "$out" "${check[@]}" --fs "$fses" ||
+	status=1
+rm -f "$out"/*.img
+exit "$status"
