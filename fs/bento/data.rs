@@ -66,6 +66,10 @@ pub(crate) unsafe fn map(
         fs(inode).call(|ops, fs| (ops.map_blocks)(fs, ino, block, count.max(1), create, &mut e))
     })?;
     e.len = e.len.clamp(1, count.max(1));
+    if e.new {
+        // The file system's block count changed.
+        crate::inode::invalidate(inode.cast_mut());
+    }
     Ok(e)
 }
 

@@ -5,7 +5,7 @@
 //! The VFS inode is the framework's: a file system sees an inode number and gets one
 //! `forget` when the inode is evicted (not one per lookup).
 
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use bento::abi::FLAG_BLOCK_DEVICE;
 use bento::{Attr, Entry, Errno, FileType};
@@ -35,6 +35,10 @@ pub(crate) struct BentoInode {
     pub(crate) new_blocks: AtomicU64,
     /// See `new_blocks`.
     pub(crate) new_first: AtomicU64,
+    /// The superblock's upgrade generation + 1 when the VFS attributes were last taken
+    /// from the file system and nothing changed them behind the VFS since; 0: stale
+    /// (see [`getattr`]).
+    pub(crate) attr_valid: AtomicUsize,
     /// The VFS inode.
     pub(crate) vfs: bindings::inode,
 }
@@ -103,6 +107,7 @@ pub(crate) unsafe extern "C" fn alloc_inode(
         core::ptr::addr_of_mut!((*bi).disk_size).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).new_blocks).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).new_first).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).attr_valid).write(AtomicUsize::new(0));
         vfs
     }
 }
@@ -186,6 +191,7 @@ pub(crate) fn iget(sb: *mut bindings::super_block, attr: &Attr) -> Result<*mut b
         container(inode)
             .disk_size
             .store(attr.size, Ordering::Relaxed);
+        mark_valid(inode);
         let block = block_backed(sb);
         let i = &mut *inode;
         match attr.kind {
@@ -281,15 +287,39 @@ unsafe extern "C" fn lookup(
     }
 }
 
+/// Marks the VFS attributes of `inode` as current.
+///
+/// # Safety
+///
+/// `inode` is a live bento inode.
+unsafe fn mark_valid(inode: *mut bindings::inode) {
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        let gen = fs(inode).generation().wrapping_add(1);
+        container(inode).attr_valid.store(gen, Ordering::Release);
+    }
+}
+
+/// Marks the VFS attributes of `inode` as stale: the file system changed some (its
+/// block count, its ctime) behind the VFS; the next `getattr` asks it.
+pub(crate) fn invalidate(inode: *mut bindings::inode) {
+    // SAFETY: `inode` is a live bento inode (all callers hold one).
+    unsafe { container(inode).attr_valid.store(0, Ordering::Release) };
+}
+
 /// Refreshes the VFS inode from the file system's attributes.
 pub(crate) fn refresh(inode: *mut bindings::inode) -> Result {
     let req = call::request();
     let mut attr = core::mem::MaybeUninit::<Attr>::uninit();
+    // Valid from before the call on: a change made meanwhile marks it stale again.
+    // SAFETY: `inode` is live.
+    unsafe { mark_valid(inode) };
     // SAFETY: `inode` is live; `attr` is writable.
     to_result(unsafe {
         let ino = (*inode).i_ino as u64;
         fs(inode).call(|ops, fs| (ops.getattr)(fs, &req, ino, attr.as_mut_ptr()))
-    })?;
+    })
+    .inspect_err(|_| invalidate(inode))?;
     // SAFETY: `getattr` returned 0, so it wrote `attr`.
     let attr = unsafe { attr.assume_init() };
     // The kind of an inode never changes; a file system claiming otherwise is corrupt.
@@ -328,8 +358,20 @@ pub(crate) unsafe extern "C" fn getattr(
 ) -> i32 {
     // SAFETY: `path` is valid (VFS contract) and its dentry is positive.
     let inode = unsafe { (*(*path).dentry).d_inode };
-    if let Err(e) = refresh(inode) {
-        return e.to_errno();
+    // A block file system changes only through the VFS, which keeps the inode up to
+    // date, except for what the framework marks stale (block allocation, xattrs) and a
+    // live upgrade: no call for the rest. Others (hello, network file systems) are asked
+    // every time.
+    // SAFETY: `inode` is live.
+    let cached = unsafe {
+        block_backed((*inode).i_sb)
+            && container(inode).attr_valid.load(Ordering::Acquire)
+                == fs(inode).generation().wrapping_add(1)
+    };
+    if !cached {
+        if let Err(e) = refresh(inode) {
+            return e.to_errno();
+        }
     }
     // SAFETY: All pointers are valid (VFS contract).
     unsafe { bindings::generic_fillattr(idmap, request_mask, inode, stat) };

@@ -126,6 +126,8 @@ unsafe extern "C" fn set(
     if ret == 0 {
         // SAFETY: `inode` is live and locked.
         unsafe { bindings::inode_set_ctime_current(inode) };
+        // The file system may have allocated or freed an xattr block.
+        crate::inode::invalidate(inode);
     }
     ret
 }
