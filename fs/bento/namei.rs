@@ -2,9 +2,11 @@
 //! Namespace operations on directories (create, mknod, mkdir, unlink, rmdir, symlink,
 //! rename, link) and symbolic links (`get_link`).
 //!
-//! The file system does the work; the framework then instantiates the dentry and
-//! refreshes the link counts and times of the inodes involved from the file system, so
-//! the VFS never guesses what the file system did.
+//! The file system does the work; the framework then instantiates the dentry, counts
+//! the links the VFS relies on (an unlinked file's count reaching 0 is what evicts it)
+//! as local file systems do, and marks the attributes of every inode involved stale, so
+//! the next `getattr` takes the times, sizes and directory link counts from the file
+//! system instead of guessing them.
 
 use bento::{Entry, Ino};
 use kernel::bindings;
@@ -12,7 +14,7 @@ use kernel::error::to_result;
 use kernel::prelude::*;
 
 use crate::call;
-use crate::inode::{fs, getattr, iget, refresh};
+use crate::inode::{fs, getattr, iget, invalidate};
 use crate::xattr;
 
 pub(crate) static SYMLINK_INODE_OPS: bindings::inode_operations = {
@@ -39,12 +41,30 @@ unsafe fn name<'a>(dentry: *const bindings::dentry) -> &'a [u8] {
     }
 }
 
-/// Refreshes `inode` from the file system, ignoring failure (the VFS inode keeps what it
-/// had; the next `getattr` tries again).
-fn refresh_quiet(inode: *mut bindings::inode) {
+/// After a namespace operation: the file system changed `inode`'s times, and for a
+/// directory its size and link count; the next `getattr` asks it (no call now: a create
+/// or unlink costs one call into the file system, not three).
+fn changed(inode: *mut bindings::inode) {
     if !inode.is_null() {
-        let _ = refresh(inode);
+        invalidate(inode);
     }
+}
+
+/// `inode` lost a link (unlink, or replaced by a rename), as the file system counted it.
+///
+/// # Safety
+///
+/// `inode` must be a live bento inode, locked by the VFS for the operation.
+unsafe fn lost_link(inode: *mut bindings::inode) {
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        if (*inode).i_mode & 0o170000 == 0o040000 {
+            bindings::clear_nlink(inode);
+        } else if (*inode).__bindgen_anon_1.i_nlink > 0 {
+            bindings::drop_nlink(inode);
+        }
+    }
+    changed(inode);
 }
 
 /// Makes the dentry of a newly created entry positive.
@@ -62,7 +82,7 @@ unsafe fn instantiate(
         let inode = iget((*dir).i_sb, &entry.attr)?;
         bindings::d_instantiate(dentry, inode);
     }
-    refresh_quiet(dir);
+    changed(dir);
     Ok(())
 }
 
@@ -214,9 +234,10 @@ pub(crate) unsafe extern "C" fn link(
             return ret;
         }
         bindings::ihold(inode);
+        bindings::inc_nlink(inode);
         bindings::d_instantiate(dentry, inode);
-        refresh_quiet(inode);
-        refresh_quiet(dir);
+        changed(inode);
+        changed(dir);
     }
     0
 }
@@ -239,13 +260,8 @@ unsafe fn remove(dir: *mut bindings::inode, dentry: *mut bindings::dentry, rmdir
         if ret != 0 {
             return ret;
         }
-        let inode = (*dentry).d_inode;
-        if rmdir {
-            bindings::clear_nlink(inode);
-        } else if refresh(inode).is_err() {
-            bindings::drop_nlink(inode);
-        }
-        refresh_quiet(dir);
+        lost_link((*dentry).d_inode);
+        changed(dir);
     }
     0
 }
@@ -307,19 +323,13 @@ pub(crate) unsafe extern "C" fn rename(
         let target = (*new).d_inode;
         if !target.is_null() && flags & bento::types::rename_flags::EXCHANGE == 0 {
             // The target was replaced: it lost a link (a directory all of them).
-            if (*target).i_mode & 0o170000 == 0o040000 {
-                bindings::clear_nlink(target);
-            } else if refresh(target).is_err() {
-                bindings::drop_nlink(target);
-            }
+            lost_link(target);
         } else {
-            refresh_quiet(target);
+            changed(target);
         }
-        refresh_quiet((*old).d_inode);
-        refresh_quiet(old_dir);
-        if new_dir != old_dir {
-            refresh_quiet(new_dir);
-        }
+        changed((*old).d_inode);
+        changed(old_dir);
+        changed(new_dir);
     }
     0
 }
