@@ -63,7 +63,9 @@ for fs in $fses; do
 	*xv6fs) "$BENTO_CACHE/guest-bin/mkfs.xv6fs" -q "$img" 2>/dev/null ||
 		target/debug/mkfs-xv6fs -q "$img" ;;
 	esac
-	disks="$disks $img,serial=$fs,cache=writeback"
+	# The serial says which disk is which ("bench-" + name: guest.sh's own disks are
+	# "scratch" and "xv6fs").
+	disks="$disks $img,serial=bench-$fs,cache=writeback"
 done
 
 log "benchmarks ($mode, $reps repetition(s)): $fses"

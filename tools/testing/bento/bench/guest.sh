@@ -3,7 +3,8 @@
 # The guest part of make bench (bench.sh boots the guest once and runs this):
 #   sh /host/bench/guest.sh MODE REPS FSES
 # For each file system of FSES (ext4-ordered ext4-journal xv6fs fuse-xv6fs tmpfs), on
-# its own virtio disk (bench.sh made them all the same size and kind; serial = name):
+# its own virtio disk (bench.sh made them all the same size and kind; serial
+# bench-NAME):
 # fio sequential write/read 1 MiB, random read 4 KiB cold and warm, random write 4 KiB,
 # the metadata benchmark (bench_meta, 1 and 4 threads), untar of a source tree, an
 # fsync loop (fio, 4 KiB writes each followed by fsync); for kernel xv6fs also the live
@@ -30,9 +31,9 @@ fusepid=
 
 say() { echo "bench: $*"; }
 fail() { say "FAILED: $*"; failures=$((failures + 1)); }
-disk() { # serial -> /dev/vdX
+disk() { # file system -> its disk, /dev/vdX (serial bench-NAME, see bench.sh)
 	for s in /sys/block/vd*/serial; do
-		[ "$(cat "$s")" = "$1" ] && { d=${s#/sys/block/}; echo "/dev/${d%/serial}"; return; }
+		[ "$(cat "$s")" = "bench-$1" ] && { d=${s#/sys/block/}; echo "/dev/${d%/serial}"; return; }
 	done
 }
 emit() { # fs bench rep value unit
