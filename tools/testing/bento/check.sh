@@ -50,7 +50,7 @@ check_one "shellcheck" shellcheck -e SC1090,SC1091,SC2148 tools/testing/bento/*.
 check_one "kernel clippy (CLIPPY=1)" bash tools/testing/bento/kernel-clippy.sh
 check_one "cargo clippy" /usr/bin/cargo-clippy clippy --workspace --all-targets --quiet -- -D warnings
 "$CARGO" build --workspace --quiet 2>&1 | tail -20
-"$CARGO" test --workspace 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test .* FAILED|^error' || true
+"$CARGO" test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo-test.log" | grep -E '^test .* FAILED|^error' || true
 read -r p f < <(awk '/^test result:/ { p += $4; f += $6 } END { print p+0, f+0 }' "$logs/cargo-test.log")
 grep -q '^test result:' "$logs/cargo-test.log" || f=$((f + 1))
 count "cargo test" "$p" "$f" 0
