@@ -24,9 +24,11 @@ use crate::types::{
 };
 
 /// How long the kernel may cache entries and attributes. Every change to a mounted
-/// bento file system goes through this mount, so the kernel's caches stay right; the
-/// bound only limits staleness after a live upgrade.
-const TTL: Duration = Duration::from_secs(1);
+/// bento file system goes through this mount, so the kernel's caches stay right (as
+/// the kernel build answers `getattr` from the VFS inode); the bound only limits
+/// staleness after a live upgrade (which, in FUSE mode, will invalidate explicitly).
+/// One second made every stat of a file older than that a FUSE round trip.
+const TTL: Duration = Duration::from_secs(60);
 
 /// Largest write the kernel may send (DESIGN §4).
 const MAX_WRITE: u32 = 1 << 20;
