@@ -23,6 +23,12 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+for fs in $fses; do
+	case $fs in
+	ext4-ordered | ext4-journal | xv6fs | fuse-xv6fs | tmpfs) ;;
+	*) echo "bench.sh: unknown file system $fs" >&2; exit 2 ;;
+	esac
+done
 out=$BENTO_CACHE/bench
 [ "$mode" = quick ] && out=$BENTO_CACHE/bench-quick
 mkdir -p "$out"
@@ -69,14 +75,16 @@ for fs in $fses; do
 done
 
 log "benchmarks ($mode, $reps repetition(s)): $fses"
-status=0
+# Progress: the guest's "bench:" lines as they come (the whole console goes to a log).
+set +e
 BENTO_NO_SETUP=1 BENTO_SHARE=$share BENTO_EXTRA_DISKS=$disks BENTO_MEM=2G \
 	BENTO_TIMEOUT=$([ "$mode" = quick ] && echo 900 || echo 7200) \
-	bash tools/testing/bento/guest.sh "sh /host/bench/guest.sh $mode $reps '$fses'" \
-	>"$out/guest-console.log" 2>&1 || status=$?
+	bash tools/testing/bento/guest.sh "sh /host/bench/guest.sh $mode $reps '$fses'" 2>&1 |
+	tee "$out/guest-console.log" | grep --line-buffered '^bench:'
+status=${PIPESTATUS[0]}
+set -e
 rm -rf "$out/results"
 cp -r "$share/results" "$out/results"
-grep '^bench:' "$out/guest-console.log" || true
 check=()
 [ "$mode" = quick ] && check=(--check)
 python3 tools/testing/bento/bench/report.py "$out/results" "$out" "${check[@]}" --fs "$fses" ||

@@ -68,6 +68,7 @@ mount_fs() { # fs
 			sleep 0.1
 		done ;;
 	tmpfs) mount -t tmpfs -o size=1g none "$M" ;;
+	*) say "unknown file system $1"; return 1 ;;
 	esac
 }
 umount_fs() {
@@ -171,9 +172,9 @@ for fs in $fses; do
 		fail "$fs: mount"
 		continue
 	fi
-	say "$fs"
 	r=1
 	while [ "$r" -le "$reps" ]; do
+		say "$fs, repetition $r of $reps"
 		bench_fs "$fs" "$r"
 		r=$((r + 1))
 	done
