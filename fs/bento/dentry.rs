@@ -8,10 +8,10 @@
 //! superblock's upgrade generation it was last checked in; one made before the last
 //! upgrade is checked once with a lookup in the new version.
 
-use bento::{Entry, Errno};
 use kernel::bindings;
 
-use crate::call::{self, Table};
+use crate::call::Table;
+use crate::inode::fs_lookup;
 use crate::superblock::fs_of;
 
 /// The dentry operations of every bento superblock (`s_d_op`).
@@ -37,10 +37,7 @@ pub(crate) unsafe fn mark_current(dentry: *mut bindings::dentry) {
 /// Called by the VFS with a live dentry of a mounted bento superblock.
 unsafe extern "C" fn d_revalidate(dentry: *mut bindings::dentry, flags: u32) -> i32 {
     // SAFETY: `dentry` is live; its superblock is mounted.
-    let (gen, fs) = unsafe {
-        let fs = fs_of((*dentry).d_sb);
-        (fs.generation(), fs)
-    };
+    let gen = unsafe { fs_of((*dentry).d_sb).generation() };
     // SAFETY: As above; `d_time` is only a hint here, raced writes are harmless.
     if unsafe { (*dentry).d_time } == gen {
         return 1;
@@ -56,28 +53,21 @@ unsafe extern "C" fn d_revalidate(dentry: *mut bindings::dentry, flags: u32) -> 
         bindings::take_dentry_name_snapshot(&mut snap, dentry);
         let dir = (*parent).d_inode;
         let inode = (*dentry).d_inode;
-        let req = call::request();
-        let mut entry = core::mem::MaybeUninit::<Entry>::uninit();
-        let ret = if dir.is_null() {
-            Errno::ENOENT.to_kernel()
+        let found = if dir.is_null() {
+            Ok(None)
         } else {
-            let pino = (*dir).i_ino as u64;
             let (name, len) = (
                 snap.name.name,
                 snap.name.__bindgen_anon_1.__bindgen_anon_1.len,
             );
-            fs.call(|ops, inst| {
-                (ops.lookup)(inst, &req, pino, name, len as usize, entry.as_mut_ptr())
-            })
+            fs_lookup(dir, name, len as usize)
         };
         bindings::release_dentry_name_snapshot(&mut snap);
         bindings::dput(parent);
-        let valid = if ret == 0 {
-            !inode.is_null() && entry.assume_init_ref().attr.ino == (*inode).i_ino as u64
-        } else if ret == Errno::ENOENT.to_kernel() {
-            inode.is_null()
-        } else {
-            return ret;
+        let valid = match found {
+            Ok(Some(entry)) => !inode.is_null() && entry.attr.ino == (*inode).i_ino as u64,
+            Ok(None) => inode.is_null(),
+            Err(e) => return e.to_errno(),
         };
         if valid {
             mark_current(dentry);

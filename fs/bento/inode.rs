@@ -265,26 +265,41 @@ unsafe extern "C" fn lookup(
     let mut len = 0u32;
     // SAFETY: `dentry` is valid during lookup; its name is stable under the parent lock.
     let name = unsafe { bindings::bento_dentry_name(dentry, &mut len) };
-    let req = call::request();
-    let mut entry = core::mem::MaybeUninit::<Entry>::uninit();
-    // SAFETY: `dir` is a live inode; `name` is valid for `len` bytes; `entry` is writable.
-    let ret = unsafe {
-        let ino = (*dir).i_ino as u64;
-        fs(dir).call(|ops, fs| (ops.lookup)(fs, &req, ino, name, len as usize, entry.as_mut_ptr()))
-    };
-    if ret == Errno::ENOENT.to_kernel() {
-        return splice(dentry, core::ptr::null_mut());
-    }
-    if ret < 0 {
-        return kernel::error::Error::from_errno(ret).to_ptr();
-    }
-    // SAFETY: `lookup` returned 0, so it wrote `entry`.
-    let entry = unsafe { entry.assume_init() };
-    // SAFETY: `dir` is live.
-    match iget(unsafe { (*dir).i_sb }, &entry.attr) {
-        Ok(inode) => splice(dentry, inode),
+    // SAFETY: `dir` is a live inode; `name` is valid for `len` bytes.
+    match unsafe { fs_lookup(dir, name, len as usize) } {
+        Ok(None) => splice(dentry, core::ptr::null_mut()),
+        // SAFETY: `dir` is live.
+        Ok(Some(entry)) => match iget(unsafe { (*dir).i_sb }, &entry.attr) {
+            Ok(inode) => splice(dentry, inode),
+            Err(e) => e.to_ptr(),
+        },
         Err(e) => e.to_ptr(),
     }
+}
+
+/// Asks the file system for `name` in directory `dir`: `None` if it does not exist.
+///
+/// # Safety
+///
+/// `dir` is a live inode of a mounted bento superblock; `name` is valid for `len` bytes.
+pub(crate) unsafe fn fs_lookup(
+    dir: *mut bindings::inode,
+    name: *const u8,
+    len: usize,
+) -> Result<Option<Entry>> {
+    let req = call::request();
+    let mut entry = core::mem::MaybeUninit::<Entry>::uninit();
+    // SAFETY: By the caller's guarantee; `entry` is writable.
+    let ret = unsafe {
+        let ino = (*dir).i_ino as u64;
+        fs(dir).call(|ops, fs| (ops.lookup)(fs, &req, ino, name, len, entry.as_mut_ptr()))
+    };
+    if ret == Errno::ENOENT.to_kernel() {
+        return Ok(None);
+    }
+    to_result(ret)?;
+    // SAFETY: `lookup` returned 0, so it wrote `entry`.
+    Ok(Some(unsafe { entry.assume_init() }))
 }
 
 /// Marks the VFS attributes of `inode` as current.

@@ -339,7 +339,8 @@ pub(crate) unsafe fn detach(info: *mut SbInfo) {
     sysfs::remove(kobj);
 }
 
-fn slot_index(reg: &Registry, ops: &FsOps) -> Option<usize> {
+/// The slot in which table `ops` is loaded.
+fn slot_index(reg: &Registry, ops: *const FsOps) -> Option<usize> {
     reg.slots
         .iter()
         .position(|s| s.loaded.iter().flatten().any(|i| core::ptr::eq(i.ops, ops)))
@@ -756,11 +757,7 @@ fn register(ops: &'static FsOps, owner: *mut bindings::module) -> Result {
 fn unregister(ops: *const FsOps) {
     let kobj = {
         let mut reg = registry().lock();
-        let Some(idx) = reg
-            .slots
-            .iter()
-            .position(|s| s.loaded.iter().flatten().any(|i| core::ptr::eq(i.ops, ops)))
-        else {
+        let Some(idx) = slot_index(&reg, ops) else {
             return;
         };
         let slot = &mut reg.slots[idx];

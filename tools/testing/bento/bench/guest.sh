@@ -31,11 +31,9 @@ fusepid=
 
 say() { echo "bench: $*"; }
 fail() { say "FAILED: $*"; failures=$((failures + 1)); }
-disk() { # file system -> its disk, /dev/vdX (serial bench-NAME, see bench.sh)
-	for s in /sys/block/vd*/serial; do
-		[ "$(cat "$s")" = "bench-$1" ] && { d=${s#/sys/block/}; echo "/dev/${d%/serial}"; return; }
-	done
-}
+# disk_by_serial, sb_sysfs_dir (and the kselftests' harness, unused here).
+. /host/selftests/filesystems/bento/bento_lib.sh
+disk() { disk_by_serial "bench-$1"; } # file system -> its disk (see bench.sh)
 emit() { # fs bench rep value unit
 	printf '{"fs": "%s", "bench": "%s", "rep": %s, "value": %s, "unit": "%s"}\n' \
 		"$1" "$2" "$3" "$4" "$5" >>"$R/bench.jsonl"
@@ -138,8 +136,7 @@ upgrade_pause() {
 		return
 	fi
 	dir=/sys/fs/bento/xv6fs
-	d=$(stat -c %d "$M")
-	sb=$dir/$(((d >> 8) & 0xfff)):$(((d & 0xff) | ((d >> 12) & 0xfff00)))
+	sb=$(sb_sysfs_dir xv6fs "$M")
 	rm -f /tmp/bench-stop
 	"$B/upgrade_load" "$M" /tmp/bench-stop >/tmp/bench-load 2>&1 &
 	load=$!

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # The harness the bento kselftests share (sourced): KTAP result lines, checks with a
-# deadline, nested KTAP programs, kernel log marks. The sourcing script sets TEST_NAME
+# deadline, nested KTAP programs, kernel log marks, finding disks and sysfs directories
+# (make bench's guest part uses those two too). The sourcing script sets TEST_NAME
 # (for the log marks), WORK (a scratch directory) and LOG (a file in it), and sources
 # ktap_helpers.sh first.
 # shellcheck shell=sh
@@ -100,15 +101,26 @@ log_mark() { echo "$TEST_NAME: check $KTAP_TESTNO: $1" >/dev/kmsg 2>/dev/null; }
 log_since_mark() { dmesg | sed -n "/$TEST_NAME: check $KTAP_TESTNO: /,\$p"; }
 
 
+# The virtio disk whose serial is $1 (guest.sh and make bench name their disks so).
+disk_by_serial() {
+	for s in /sys/block/*/serial; do
+		[ "$(cat "$s" 2>/dev/null)" = "$1" ] || continue
+		d=${s#/sys/block/}
+		echo "/dev/${d%/serial}"
+		return
+	done
+}
 # The xv6fs test disk: XV6FS_DEV, or the virtio disk with serial "xv6fs" (guest.sh).
 find_test_disk() {
 	if [ -n "${XV6FS_DEV:-}" ]; then
 		echo "$XV6FS_DEV"
 		return
 	fi
-	for s in /sys/block/*/serial; do
-		[ "$(cat "$s" 2>/dev/null)" = xv6fs ] || continue
-		d=${s#/sys/block/}
-		echo "/dev/${d%/serial}"
-	done
+	disk_by_serial xv6fs
+}
+# The sysfs directory of the superblock of file system $1 mounted on $2:
+# /sys/fs/bento/$1/MAJ:MIN, decoded from stat's st_dev (busybox has no mountpoint -d).
+sb_sysfs_dir() {
+	d=$(stat -c %d "$2")
+	echo "/sys/fs/bento/$1/$(((d >> 8) & 0xfff)):$(((d & 0xff) | ((d >> 12) & 0xfff00)))"
 }

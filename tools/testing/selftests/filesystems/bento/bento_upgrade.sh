@@ -36,12 +36,7 @@ dev=$(find_test_disk)
 
 # ---- helpers -----------------------------------------------------------------------
 
-# The sysfs directory of the superblock mounted on $2 for file system $1: named by the
-# device number, MAJ:MIN (decoded from stat's st_dev; busybox has no mountpoint -d).
-sbdir() {
-	d=$(stat -c %d "$2")
-	echo "$SYS/$1/$(((d >> 8) & 0xfff)):$(((d & 0xff) | ((d >> 12) & 0xfff00)))"
-}
+
 is() { # description actual expected
 	[ "$2" = "$3" ] || { echo "$1: '$2', expected '$3'"; return 1; }
 }
@@ -67,7 +62,7 @@ hello_versions() { # expected version of every hello mount, by file and by sysfs
 			is "$m/version" "$(cat "$m/version")" "$1" || return 1
 		fi
 		is "$m/hello" "$(cat "$m/hello")" "Hello, world!" || return 1
-		is "sysfs version of $m" "$(cat "$(sbdir hello "$m")/version")" "$1" || return 1
+		is "sysfs version of $m" "$(cat "$(sb_sysfs_dir hello "$m")/version")" "$1" || return 1
 	done
 	is "sysfs version of hello" "$(cat "$SYS/hello/version")" "$1"
 }
@@ -111,8 +106,8 @@ bad_modules() {
 hello_upgrade() {
 	modprobe hello_v2 && hello_versions 2 &&
 		is "mtime (state handed over)" "$(stat -c %y "$H1/hello")" "$(cat "$WORK/mtime")" &&
-		is upgrades "$(cat "$(sbdir hello "$H1")/upgrades")" 1 &&
-		[ "$(cat "$(sbdir hello "$H1")/last_pause_ns")" -gt 0 ] &&
+		is upgrades "$(cat "$(sb_sysfs_dir hello "$H1")/upgrades")" 1 &&
+		[ "$(cat "$(sb_sysfs_dir hello "$H1")/last_pause_ns")" -gt 0 ] &&
 		logged "switched from version 1 (hello) to 2 (hello_v2)"
 }
 open_fd_reads() { is "read through fd 3" "$(cat <&3)" "Hello, world!"; }
@@ -129,7 +124,7 @@ older_refused() {
 }
 downgrade_load() {
 	echo 1 >"$SYS/hello/downgrade" && modprobe hello && hello_versions 1 &&
-		is upgrades "$(cat "$(sbdir hello "$H2")/upgrades")" 2
+		is upgrades "$(cat "$(sb_sysfs_dir hello "$H2")/upgrades")" 2
 }
 switch_loaded() { echo 2 >"$SYS/hello/downgrade" && hello_versions 2; }
 broken_upgrade() {
@@ -193,7 +188,7 @@ xv6fs_setup() {
 # version_is V: both xv6fs mounts run V, by sysfs and by v2's xattr on the root.
 version_is() {
 	for m in "$X1" "$X2"; do
-		is "sysfs version of $m" "$(cat "$(sbdir xv6fs "$m")/version")" "$1" || return 1
+		is "sysfs version of $m" "$(cat "$(sb_sysfs_dir xv6fs "$m")/version")" "$1" || return 1
 		x=$("$DIR/bento_getxattr" "$m" trusted.xv6fs.version)
 		if [ "$1" = 2 ]; then
 			is "v2's version xattr on $m" "$x" 2 || return 1
@@ -204,7 +199,7 @@ version_is() {
 }
 # The last switch's pause, and the part of it not spent draining (the handover).
 pause_of() {
-	d=$(sbdir xv6fs "$X1")
+	d=$(sb_sysfs_dir xv6fs "$X1")
 	read -r p <"$d/last_pause_ns" && read -r n <"$d/last_drain_ns" &&
 		echo "$p" >>"$WORK/$1" && echo $((p - n)) >>"$WORK/$1-handover"
 }
@@ -272,7 +267,7 @@ upgrade_cycles() {
 		sort -u "$WORK/statfail.err" | head
 		r=1
 	fi
-	is "upgrades of $X1" "$(cat "$(sbdir xv6fs "$X1")/upgrades")" $((4 * i)) || r=1
+	is "upgrades of $X1" "$(cat "$(sb_sysfs_dir xv6fs "$X1")/upgrades")" $((4 * i)) || r=1
 	med=$(awk '/^ops/ { print $6; exit }' "$WORK/load1")
 	for f in pauses pauses-handover pauses-fresh pauses-fresh-handover; do
 		[ -s "$WORK/$f" ] || continue
