@@ -382,6 +382,13 @@ fn check_abi(ops: &FsOps, name: &[u8]) -> Result {
         );
         return Err(ENOEXEC);
     }
+    if !core::ptr::eq(ops.anchor, &abi::ANCHOR) {
+        pr_err!(
+            "{}: refused: module linked to another copy of bento\n",
+            BStr::from_bytes(name)
+        );
+        return Err(ENOEXEC);
+    }
     Ok(())
 }
 

@@ -5,8 +5,11 @@
 //! through an [`FsOps`] table that the file system's module registers. Modules are built
 //! at different times from different crates, so everything crossing here is `#[repr(C)]`
 //! and checked at registration: [`ABI_VERSION`], the table's size, a layout fingerprint
-//! ([`LAYOUT`]) and the [`BUILD_ID`] of the `bento` crate the module was compiled against
-//! (Rust modules have no MODVERSIONS, so nothing else would notice a stale module).
+//! ([`LAYOUT`]), the [`BUILD_ID`] of the `bento` crate the module was compiled against
+//! (Rust modules have no MODVERSIONS, so nothing else would notice a stale module) and
+//! the address of [`ANCHOR`] as the module sees it, which is the framework's own only
+//! when both are linked to the one copy of `bento` in memory (a FUSE host and the file
+//! system versions it loads as shared objects: DESIGN.md §5.7).
 //!
 //! The trampolines below are generic over the [`FileSystem`] and get monomorphised in the
 //! file system's module: they turn raw arguments into safe ones and `Result`s into
@@ -21,7 +24,7 @@ use crate::types::{Attr, Entry, Extent, FileType, Ino, Open, OpenFlags, Request,
 use crate::upgrade::Handover;
 
 /// Version of this table's layout and calling conventions. Bump on any change.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Fingerprint of the sizes of every type that crosses the table.
 pub const LAYOUT: u64 = (size_of::<FsOps>() as u64)
@@ -33,9 +36,10 @@ pub const LAYOUT: u64 = (size_of::<FsOps>() as u64)
         ^ ((size_of::<SetAttr>() as u64) << 4)
         ^ ((size_of::<Extent>() as u64) << 16);
 
-/// Identifies the build of the `bento` crate. The kernel build sets `BENTO_BUILD_ID`
-/// (a hash of this crate's sources and the kernel configuration); modules embed the value
-/// they were compiled against and registration refuses a mismatch.
+/// Identifies the build of the `bento` crate: `BENTO_BUILD_ID`, a hash of this crate's
+/// sources and of the kernel configuration (set by the kernel build) or of the compiler
+/// (set by `build.rs` in the userspace build). Modules embed the value they were compiled
+/// against and registration refuses a mismatch.
 pub const BUILD_ID: u64 = match option_env!("BENTO_BUILD_ID") {
     Some(s) => parse_hex(s.as_bytes()),
     None => 0,
@@ -56,6 +60,10 @@ const fn parse_hex(s: &[u8]) -> u64 {
     }
     v
 }
+
+/// A static whose address identifies the copy of `bento` a table was built against
+/// ([`FsOps::anchor`]).
+pub static ANCHOR: u8 = 0;
 
 /// The file system serves data from a block device (the framework opens the mount
 /// source as one).
@@ -90,7 +98,9 @@ pub struct RawMountOptions {
     pub options_len: usize,
     /// Mounted read-only.
     pub read_only: bool,
-    /// The `struct super_block` of a [`FLAG_BLOCK_DEVICE`] mount (null otherwise).
+    /// Kernel: the `struct super_block` of a [`FLAG_BLOCK_DEVICE`] mount (null
+    /// otherwise). Userspace: null, or an `Option<BlockDevice>` that receives the new
+    /// instance's [`FileSystem::block_device`] (how the FUSE host learns it).
     pub sb: *mut c_void,
 }
 
@@ -108,6 +118,9 @@ pub struct FsOps {
     pub layout: u64,
     /// [`BUILD_ID`] in the module's build.
     pub build_id: u64,
+    /// The address of [`ANCHOR`] in the module's build: the framework's own when both
+    /// use the same `bento` in memory.
+    pub anchor: *const u8,
     /// File system name, NUL-terminated (the `mount -t` type).
     pub name: *const u8,
     /// Version of this implementation; an upgrade needs a higher one.
@@ -383,8 +396,9 @@ pub unsafe fn drop_handover(state: *mut Handover) {
     unsafe { crate::backend::drop_raw(state) }
 }
 
-// SAFETY: The table is immutable after construction: function pointers and a pointer to a
-// static NUL-terminated name, both valid for the lifetime of the module that owns it.
+// SAFETY: The table is immutable after construction: function pointers, a pointer to a
+// static NUL-terminated name valid for the lifetime of the module that owns it, and the
+// address of `ANCHOR`, never dereferenced.
 unsafe impl Sync for FsOps {}
 
 impl FsOps {
@@ -395,6 +409,7 @@ impl FsOps {
             size: size_of::<FsOps>() as u32,
             layout: LAYOUT,
             build_id: BUILD_ID,
+            anchor: &ANCHOR,
             name: name.as_ptr(),
             version,
             state_version: T::STATE_VERSION,
@@ -502,7 +517,13 @@ unsafe extern "C" fn mount<T: FileSystem>(opts: *const RawMountOptions, out: *mu
     let opts = MountOptions::new(source, options, raw.read_only);
     #[cfg(kernel)]
     let opts = opts.with_sb(raw.sb);
-    let r = T::mount(&opts).and_then(crate::backend::box_into_raw);
+    let r = T::mount(&opts);
+    #[cfg(not(kernel))]
+    if let (Ok(fs), false) = (&r, raw.sb.is_null()) {
+        // SAFETY: In userspace a non-null `sb` is the host's device slot.
+        unsafe { *raw.sb.cast::<Option<crate::block::BlockDevice>>() = fs.block_device().cloned() };
+    }
+    let r = r.and_then(crate::backend::box_into_raw);
     // SAFETY: `out` is valid for writes.
     unsafe { put(out, r.map(|p| p as Instance)) }
 }

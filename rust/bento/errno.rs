@@ -37,6 +37,7 @@ errnos! {
     EIO = 5, "I/O error.";
     ENXIO = 6, "No such device or address.";
     E2BIG = 7, "Argument list too long.";
+    ENOEXEC = 8, "Exec format error (not a usable file system version).";
     EBADF = 9, "Bad file number.";
     EAGAIN = 11, "Try again.";
     ENOMEM = 12, "Out of memory.";
@@ -64,6 +65,7 @@ errnos! {
     ENOTEMPTY = 39, "Directory not empty.";
     ELOOP = 40, "Too many symbolic links encountered.";
     ENODATA = 61, "No data available (no such attribute).";
+    EPROTO = 71, "Protocol error (an incompatible state format).";
     EOVERFLOW = 75, "Value too large for defined data type.";
     EUCLEAN = 117, "Structure needs cleaning (corrupt file system).";
     EOPNOTSUPP = 95, "Operation not supported.";
@@ -72,6 +74,7 @@ errnos! {
     ETIMEDOUT = 110, "Connection timed out.";
     ECONNREFUSED = 111, "Connection refused.";
     ENOTCONN = 107, "Transport endpoint is not connected.";
+    EADDRINUSE = 98, "Address already in use.";
 }
 
 impl Errno {

@@ -11,6 +11,7 @@ mod adapter;
 pub mod args;
 pub mod block;
 pub mod data;
+pub mod host;
 pub(crate) mod journal;
 mod session;
 
@@ -61,7 +62,10 @@ pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
         Level::Warning => "warning",
         Level::Info => "info",
     };
-    eprintln!("{tag}: {args}");
+    // Not `eprintln!`, which panics when stderr is gone: a daemon's stderr is a pipe to
+    // the process that started it, which exits once the mount is up.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{tag}: {args}");
 }
 
 impl From<Errno> for fuser::Errno {
@@ -86,5 +90,15 @@ macro_rules! module_fs {
         pub fn main() -> std::process::ExitCode {
             $crate::fuse_backend::main::<$t>($name, $desc)
         }
+
+        /// The ops table a FUSE host (`bento-fuse`) loads from this version's shared
+        /// object (the `--cfg bento_plugin` build).
+        #[cfg(bento_plugin)]
+        #[no_mangle]
+        pub static BENTO_FS_OPS: $crate::abi::FsOps = $crate::abi::FsOps::new::<$t>(
+            concat!($name, "\0").as_bytes(),
+            $ver,
+            0 $(| $flags)?,
+        );
     };
 }

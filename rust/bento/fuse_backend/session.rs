@@ -142,13 +142,10 @@ fn daemonize(name: &str, mountpoint: &Path) -> ExitCode {
 /// `main` of a FUSE program: parses the mount-helper command line, creates the file
 /// system instance and serves it until unmounted.
 pub fn main<T: FileSystem>(name: &str, desc: &str) -> ExitCode {
-    let args = match Args::parse(std::env::args_os().skip(1)) {
+    let args = match parse_args(name, desc) {
         Ok(a) => a,
-        Err(msg) => return usage(name, desc, &msg),
+        Err(code) => return code,
     };
-    if !args.foreground {
-        return daemonize(name, &args.mountpoint);
-    }
     let opts = MountOptions::new(
         args.source.as_bytes(),
         args.fs_options.as_bytes(),
@@ -161,6 +158,25 @@ pub fn main<T: FileSystem>(name: &str, desc: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    serve(fs, name, &args)
+}
+
+/// Parses the command line; `Err` is the exit code after a usage message or, without
+/// `-f`, the daemon's start (see `daemonize`).
+pub(crate) fn parse_args(name: &str, desc: &str) -> Result<Args, ExitCode> {
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => return Err(usage(name, desc, &msg)),
+    };
+    if !args.foreground {
+        return Err(daemonize(name, &args.mountpoint));
+    }
+    Ok(args)
+}
+
+/// Serves the mounted `fs` as file system type `fuse.NAME` at `args.mountpoint` until
+/// it is unmounted.
+pub(crate) fn serve<F: FileSystem>(fs: F, name: &str, args: &Args) -> ExitCode {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(String::from_utf8_lossy(args.source.as_bytes()).into_owned()),

@@ -81,6 +81,25 @@ fsx_run() {
 	return "$rc"
 }
 check_one "fuse: xv6fs fsx (10000 ops)" fsx_run
+# Live upgrade in FUSE mode: bento-fuse with the versions as shared objects.
+fuse_upgrade() {
+	local hostdir separate tools
+	hostdir=$(bash tools/testing/bento/fuse-host-build.sh) &&
+		separate=$(bash tools/testing/bento/fuse-host-build.sh --separate-bento) || return 1
+	tools=$(mktemp -d) &&
+		gcc -O2 -Wall -o "$tools/upgrade_load" tools/testing/selftests/filesystems/bento/upgrade_load.c &&
+		gcc -O2 -Wall -o "$tools/bento_getxattr" tools/testing/selftests/filesystems/bento/bento_getxattr.c &&
+		ln -s "$BENTO_ROOT/target/debug/mkfs-xv6fs" "$BENTO_ROOT/target/debug/fsck-xv6fs" \
+			"$BENTO_TOOLS/bin/fsx" "$tools/" || return 1
+	KTAP_HELPERS=$KSRC/tools/testing/selftests/kselftest/ktap_helpers.sh \
+		sh tools/testing/bento/fuse-upgrade.sh "$hostdir" "$separate" "$tools"
+	rm -rf "$tools"
+}
+fuse_upgrade > "$logs/fuse-upgrade.ktap" 2>&1
+read -r p f s < <(ktap_counts "$logs/fuse-upgrade.ktap")
+[ $((p + f + s)) -gt 0 ] || f=1
+count "fuse: live upgrade (bento-fuse)" "$p" "$f" "$s"
+grep -E '^not ok|^# (pause|  of which)' "$logs/fuse-upgrade.ktap"
 # pjdfstest on a FUSE xv6fs mount (others must get in: allow_other).
 # The test users must be able to reach the mount point.
 pjd=$(mktemp -d) && chmod 755 "$pjd" && mkdir "$pjd/mnt"

@@ -20,6 +20,12 @@ skip() { # description reason
 	printf 'ok %d %s # SKIP %s\n' "$KTAP_TESTNO" "$1" "$2"
 	KTAP_TESTNO=$((KTAP_TESTNO + 1)) KTAP_CNT_SKIP=$((KTAP_CNT_SKIP + 1))
 }
+# is DESCRIPTION ACTUAL EXPECTED: compares, saying what differed.
+is() { [ "$2" = "$3" ] || { echo "$1: '$2', expected '$3'"; return 1; }; }
+# nth FILE P: the P-th percentile of the numbers in FILE.
+nth() {
+	sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int((NR * p + 99) / 100); if (i < 1) i = 1; print v[i] }'
+}
 # A check that cannot run says why: skipping REASON (then returns its status).
 skipping() { echo "$*" >"$WORK/skip"; return "$KSFT_SKIP"; }
 

@@ -37,9 +37,6 @@ dev=$(find_test_disk)
 # ---- helpers -----------------------------------------------------------------------
 
 
-is() { # description actual expected
-	[ "$2" = "$3" ] || { echo "$1: '$2', expected '$3'"; return 1; }
-}
 # The kernel log since this check started must match a pattern.
 logged() {
 	log_since_mark | grep -q "$1" || { echo "no log line matching '$1'"; return 1; }
@@ -202,10 +199,6 @@ pause_of() {
 	d=$(sb_sysfs_dir xv6fs "$X1")
 	read -r p <"$d/last_pause_ns" && read -r n <"$d/last_drain_ns" &&
 		echo "$p" >>"$WORK/$1" && echo $((p - n)) >>"$WORK/$1-handover"
-}
-# nth FILE P: the P-th percentile of the numbers in FILE.
-nth() {
-	sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int((NR * p + 99) / 100); if (i < 1) i = 1; print v[i] }'
 }
 upgrade_cycles() {
 	rm -f "$WORK/stop" "$WORK/statfail" "$WORK"/pauses*
