@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -19,6 +19,7 @@ use fuser::{
 use crate::errno::Result;
 use crate::fs::{DirSink, FileSystem};
 use crate::fuse_backend::data;
+use crate::fuse_backend::names::Names;
 use crate::types::{
     Attr, Entry, FileType, Ino, Open, Request, SetAttr, TimeSet, Timespec, ROOT_INO,
 };
@@ -41,6 +42,8 @@ pub(crate) struct Adapter<T> {
     /// Lookup counts: the kernel's references to each inode. The file system sees one
     /// `forget` when a count drops to zero, as in the kernel build.
     lookups: Mutex<HashMap<Ino, u64>>,
+    /// The names the kernel caches, when a FUSE host must invalidate them on upgrade.
+    names: Option<Arc<Names>>,
 }
 
 fn request(req: &fuser::Request) -> Request {
@@ -164,26 +167,31 @@ impl DirSink for Sink<'_> {
 }
 
 impl<T: FileSystem> Adapter<T> {
-    pub(crate) fn new(fs: T) -> Self {
+    pub(crate) fn new(fs: T, names: Option<Arc<Names>>) -> Self {
         Adapter {
             fs,
             lookups: Mutex::new(HashMap::new()),
+            names,
         }
     }
 
-    /// The kernel took one more reference to `ino` (a lookup or a create).
-    fn count_lookup(&self, ino: Ino) {
+    /// The kernel took one more reference to `ino` (a lookup or a create), through
+    /// `parent`/`name`.
+    fn count_lookup(&self, ino: Ino, parent: INodeNo, name: &OsStr) {
         if ino != ROOT_INO {
             let mut l = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
             *l.entry(ino).or_insert(0) += 1;
         }
+        if let Some(n) = &self.names {
+            n.add(ino, parent.0, name.as_bytes());
+        }
     }
 
-    /// Replies with an entry, counting the kernel's reference to it.
-    fn entry(&self, r: Result<Entry>, reply: ReplyEntry) {
+    /// Replies with the entry `parent`/`name`, counting the kernel's reference to it.
+    fn entry(&self, parent: INodeNo, name: &OsStr, r: Result<Entry>, reply: ReplyEntry) {
         match r {
             Ok(e) => {
-                self.count_lookup(e.attr.ino);
+                self.count_lookup(e.attr.ino, parent, name);
                 reply.entry(
                     &TTL,
                     &file_attr(&e.attr),
@@ -211,6 +219,8 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         reply: ReplyEntry,
     ) {
         self.entry(
+            parent,
+            name,
             self.fs.lookup(&request(req), parent.0, name.as_bytes()),
             reply,
         )
@@ -232,6 +242,9 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
             }
         };
         if gone {
+            if let Some(n) = &self.names {
+                n.forget(ino.0);
+            }
             self.fs.forget(ino.0);
         }
     }
@@ -415,6 +428,8 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
     ) {
         // The kernel applied the umask already (no FUSE_DONT_MASK), as the VFS does.
         self.entry(
+            parent,
+            name,
             self.fs
                 .mknod(&request(req), parent.0, name.as_bytes(), mode, rdev),
             reply,
@@ -431,6 +446,8 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         reply: ReplyEntry,
     ) {
         self.entry(
+            parent,
+            name,
             self.fs
                 .mkdir(&request(req), parent.0, name.as_bytes(), mode),
             reply,
@@ -465,7 +482,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
             name.as_bytes(),
             target.as_os_str().as_bytes(),
         );
-        self.entry(r, reply)
+        self.entry(parent, name, r, reply)
     }
 
     fn rename(
@@ -498,6 +515,8 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
         reply: ReplyEntry,
     ) {
         self.entry(
+            newparent,
+            newname,
             self.fs
                 .link(&request(req), ino.0, newparent.0, newname.as_bytes()),
             reply,
@@ -519,7 +538,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
             .create(&request(req), parent.0, name.as_bytes(), mode, flags)
         {
             Ok((e, o)) => {
-                self.count_lookup(e.attr.ino);
+                self.count_lookup(e.attr.ino, parent, name);
                 let generation = Generation(u64::from(e.attr.generation));
                 reply.created(
                     &TTL,

@@ -13,6 +13,7 @@ pub mod block;
 pub mod data;
 pub mod host;
 pub(crate) mod journal;
+pub(crate) mod names;
 mod session;
 
 use std::fmt;

@@ -6,12 +6,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fuser::{Config, MountOption, SessionACL};
 
 use super::adapter::{Adapter, THREADS};
 use super::args::Args;
+use super::names::Names;
 use crate::fs::{FileSystem, MountOptions};
 
 fn usage(name: &str, desc: &str, msg: &str) -> ExitCode {
@@ -158,7 +160,15 @@ pub fn main<T: FileSystem>(name: &str, desc: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    serve(fs, name, &args)
+    serve(fs, name, &args, None)
+}
+
+/// What a FUSE host needs of the session it serves: the names the kernel caches are
+/// tracked into `names`, and `notifier` receives the session's notifier to invalidate
+/// them with.
+pub(crate) struct HostHooks {
+    pub(crate) names: Arc<Names>,
+    pub(crate) notifier: Box<dyn FnOnce(fuser::Notifier)>,
 }
 
 /// Parses the command line; `Err` is the exit code after a usage message or, without
@@ -176,7 +186,12 @@ pub(crate) fn parse_args(name: &str, desc: &str) -> Result<Args, ExitCode> {
 
 /// Serves the mounted `fs` as file system type `fuse.NAME` at `args.mountpoint` until
 /// it is unmounted.
-pub(crate) fn serve<F: FileSystem>(fs: F, name: &str, args: &Args) -> ExitCode {
+pub(crate) fn serve<F: FileSystem>(
+    fs: F,
+    name: &str,
+    args: &Args,
+    host: Option<HostHooks>,
+) -> ExitCode {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(String::from_utf8_lossy(args.source.as_bytes()).into_owned()),
@@ -208,8 +223,18 @@ pub(crate) fn serve<F: FileSystem>(fs: F, name: &str, args: &Args) -> ExitCode {
     };
     config.n_threads = Some(THREADS);
     config.clone_fd = true;
-    let adapter = Adapter::new(fs);
-    match fuser::mount(adapter, &args.mountpoint, &config) {
+    let (names, notifier) = match host {
+        Some(h) => (Some(h.names), Some(h.notifier)),
+        None => (None, None),
+    };
+    let adapter = Adapter::new(fs, names);
+    let session = fuser::Session::new(adapter, &args.mountpoint, &config).map(|s| {
+        if let Some(f) = notifier {
+            f(s.notifier());
+        }
+        s
+    });
+    match session.and_then(fuser::Session::run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(

@@ -18,6 +18,7 @@ use crate::block::BlockDevice;
 use crate::errno::{Errno, Result};
 use crate::fs::{DirSink, FileSystem, MountOptions};
 use crate::fuse_backend::block::lock;
+use crate::fuse_backend::names::Names;
 use crate::types::{Attr, Entry, Extent, FileType, Ino, Open, OpenFlags, Request, SetAttr, Statfs};
 use crate::upgrade::Handover;
 
@@ -45,6 +46,9 @@ pub(crate) struct Host {
     pub(crate) last_drain_ns: AtomicU64,
     /// How long an upgrade waits for the calls inside to return.
     pub(crate) drain_ms: AtomicU32,
+    /// What the kernel caches of this mount, invalidated after each switch.
+    pub(crate) names: Arc<Names>,
+    notifier: Mutex<Option<fuser::Notifier>>,
 }
 
 /// `0`/`-errno` to a `Result`.
@@ -94,7 +98,14 @@ impl Host {
             last_pause_ns: AtomicU64::new(0),
             last_drain_ns: AtomicU64::new(0),
             drain_ms: AtomicU32::new(DRAIN_MS),
+            names: Arc::default(),
+            notifier: Mutex::new(None),
         }))
+    }
+
+    /// Takes the session's notifier (once the session exists).
+    pub(crate) fn set_notifier(&self, n: fuser::Notifier) {
+        *lock(&self.notifier) = Some(n);
     }
 
     /// The running version: its table and path.
@@ -182,6 +193,14 @@ impl Host {
         self.last_pause_ns.store(ns(pause), Ordering::Relaxed);
         self.last_drain_ns.store(ns(drained), Ordering::Relaxed);
         self.upgrades.fetch_add(1, Ordering::Relaxed);
+        // The kernel's entries and attributes came from the old version: drop them, as
+        // the kernel build's `d_revalidate` does (after the pause: the gate is open).
+        let failed = lock(&self.notifier)
+            .as_ref()
+            .map_or(0, |n| self.names.invalidate(n));
+        if failed > 0 {
+            crate::warn!("bento: {failed} cache invalidations failed after the switch");
+        }
         crate::info!(
             "bento: {}: {} from version {} to {} ({}), pause {} us (drain {} us)",
             String::from_utf8_lossy(v.current.name()),

@@ -100,7 +100,14 @@ pub fn main() -> ExitCode {
     if let Some(l) = listener {
         control::serve(l, host.clone());
     }
-    let code = super::session::serve(Hosted(host), &name, &args);
+    let hooks = super::session::HostHooks {
+        names: host.names.clone(),
+        notifier: {
+            let host = host.clone();
+            Box::new(move |n| host.set_notifier(n))
+        },
+    };
+    let code = super::session::serve(Hosted(host), &name, &args, Some(hooks));
     if let Some(s) = socket {
         let _ = std::fs::remove_file(s);
     }
