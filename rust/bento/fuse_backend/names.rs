@@ -18,10 +18,13 @@ use crate::types::Ino;
 /// Names kept per inode (hard links beyond are left to the entry timeout).
 const MAX_NAMES: usize = 4;
 
+/// The entries (parent, name) of one inode.
+type Links = Vec<(Ino, Box<[u8]>)>;
+
 /// See the module documentation.
 #[derive(Default)]
 pub(crate) struct Names {
-    by_ino: Mutex<HashMap<Ino, Vec<(Ino, Box<[u8]>)>>>,
+    by_ino: Mutex<HashMap<Ino, Links>>,
 }
 
 impl Names {
@@ -47,7 +50,7 @@ impl Names {
     /// (names that no longer exist are skipped by the kernel). Returns how many
     /// notifications failed for another reason than the entry being gone.
     pub(crate) fn invalidate(&self, notifier: &Notifier) -> usize {
-        let all: Vec<(Ino, Vec<(Ino, Box<[u8]>)>)> = lock(&self.by_ino)
+        let all: Vec<(Ino, Links)> = lock(&self.by_ino)
             .iter()
             .map(|(i, v)| (*i, v.clone()))
             .collect();

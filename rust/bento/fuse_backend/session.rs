@@ -228,11 +228,10 @@ pub(crate) fn serve<F: FileSystem>(
         None => (None, None),
     };
     let adapter = Adapter::new(fs, names);
-    let session = fuser::Session::new(adapter, &args.mountpoint, &config).map(|s| {
+    let session = fuser::Session::new(adapter, &args.mountpoint, &config).inspect(|s| {
         if let Some(f) = notifier {
             f(s.notifier());
         }
-        s
     });
     match session.and_then(fuser::Session::run) {
         Ok(()) => ExitCode::SUCCESS,
