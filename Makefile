@@ -9,9 +9,11 @@
 #                            built with LLVM=-19; not part of check); same last line
 #   make kernel-debug        only build the debug kernel; make run-debug: boot it
 #   make bench               benchmarks in one guest run: ext4 (ordered, journal), kernel
-#                            and FUSE xv6fs, tmpfs; ratios to ext4 in
+#                            and FUSE xv6fs, tmpfs; then on the host (no emulation, root):
+#                            ext4, FUSE xv6fs, tmpfs; ratios to ext4 of the same run in
 #                            $(BENTO_CACHE)/bench/bench.md (+ .json, .png). BENCH_ARGS:
-#                            --quick (tiny; make check runs it), --reps N, --fs "NAMES"
+#                            --quick (tiny; make check runs it), --reps N, --fs "NAMES",
+#                            --host-only, --no-host
 #
 # Heavy artifacts (kernel tree, build, initramfs) live in $(BENTO_CACHE), outside the
 # checkout, keyed by hashes of their inputs.

@@ -7,6 +7,9 @@
 # import rolls back, the drain timeout, CYCLES v1 -> v2 -> v1 switches of xv6fs under a
 # verifying load, fsx and a stat loop with the pause printed, upgrades racing the
 # unmount, fsck clean. KTAP output.
+# ls is the point in the listings: it exercises readdir of the version under test;
+# TEST_NAME and LOG are the harness's (bento_lib.sh).
+# shellcheck disable=SC2012,SC2015,SC2034
 # Usage: fuse-upgrade.sh HOSTDIR STATICSO TOOLDIR
 #   HOSTDIR   bento-fuse and lib*.so (fuse-host-build.sh)
 #   STATICSO  a hello_v2 version built with its own copy of bento (must be refused)

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""The report of make bench, from the guest's results.
+"""The report of make bench, from the guest's and the host's results.
 
-Usage: report.py RESULTS OUTDIR [--check] [--fs "NAMES"]
+Usage: report.py RESULTS OUTDIR [--check] [--fs "NAMES"] [--host HOSTRESULTS
+                 [--host-fs "NAMES"]]
 
-RESULTS holds bench.jsonl (one measurement a line) and fio-FS-BENCH-REP.json (fio's
-JSON output). Writes OUTDIR/bench.json (every figure: median, min, max, the samples),
-OUTDIR/bench.md (a table of speed ratios to ext4 data=ordered, > 1 is faster) and,
-unless --check, OUTDIR/bench.png (the ratios as bars; needs matplotlib). Prints the
-table. --check (make check's smoke test): every benchmark of every file system must
-have produced a number; ends with "N passed, N failed".
+RESULTS (the guest's, guest.sh; "-": none) and HOSTRESULTS (host.sh's) each hold
+bench.jsonl (one measurement a line) and fio-FS-BENCH-REP.json (fio's JSON output);
+HOSTRESULTS also host.txt (the machine). Writes OUTDIR/bench.json (every figure:
+median, min, max, the samples; the host's under "host"), OUTDIR/bench.md (for each of
+guest and host a table of speed ratios to ext4 data=ordered of the same run, > 1 is
+faster) and, unless --check, OUTDIR/bench.png (the ratios as bars; needs matplotlib).
+Prints the tables. --check (make check's smoke test): every benchmark of every file
+system must have produced a number; ends with "N passed, N failed" (both runs).
 """
+import argparse
 import glob
 import json
 import os
@@ -31,6 +35,7 @@ FIO = {
 ORDER = list(FIO) + [f"meta-{p}-{t}t" for t in (1, 4) for p in ("create", "stat", "unlink")] + [
     "untar"]
 LOWER_IS_BETTER = {"untar"}
+COLOURS = ["ext4-journal", "xv6fs", "fuse-xv6fs", "tmpfs"]  # the plot's, by index
 
 
 def load(results):
@@ -78,121 +83,199 @@ def ratio(bench, value, base):
     return value / base
 
 
+
+GUEST_WHERE = "QEMU guest under TCG (2 vCPUs): only ratios within this run mean anything"
+HOST_WHERE = "host, no emulation (the FUSE build, host ext4 on a loop device, tmpfs)"
+
+
+class Run:
+    """The results of one run (guest or host) and the file systems to report."""
+
+    def __init__(self, results, fses, label):
+        self.samples, self.units = load(results)
+        self.fses = fses or sorted({fs for fs, _ in self.samples})
+        self.benches = [b for b in ORDER if any((fs, b) in self.samples for fs in self.fses)]
+        self.label = label
+        self.machine = []
+        path = os.path.join(results, "host.txt")
+        if os.path.exists(path):
+            with open(path) as f:
+                self.machine = [line.strip() for line in f if line.strip()]
+
+    def json(self, where):
+        report = {"where": where, "base": BASE, "benchmarks": {}}
+        if self.machine:
+            report["machine"] = self.machine
+        for (fs, bench), values in sorted(self.samples.items()):
+            report["benchmarks"].setdefault(bench, {"unit": self.units.get(bench, "")})[fs] = \
+                summary(values)
+        return report
+
+    def ratio_of(self, fs, bench):
+        base, v = self.samples.get((BASE, bench)), self.samples.get((fs, bench))
+        return ratio(bench, statistics.median(v), statistics.median(base)) \
+            if base and v else None
+
+    def table(self):
+        lines = ["| benchmark | unit | " + " | ".join(self.fses) + " |",
+                 "|---|---|" + "---|" * len(self.fses)]
+        for bench in self.benches:
+            cells = []
+            for fs in self.fses:
+                v = self.samples.get((fs, bench))
+                if not v:
+                    cells.append("–")
+                    continue
+                r = self.ratio_of(fs, bench)
+                spread = f" [{min(v):.4g}–{max(v):.4g}]" if len(v) > 1 else ""
+                cells.append((f"**{r:.2f}×** " if r is not None and fs != BASE else "") +
+                             f"{statistics.median(v):.4g}{spread}")
+            lines.append(f"| {bench} | {self.units.get(bench, '')} | " + " | ".join(cells) +
+                         " |")
+        return "\n".join(lines)
+
+    def memory(self, slab=True):
+        """The memory line: kernel slab (guest) and the FUSE daemon's peak RSS."""
+        mem = []
+        for fs in self.fses:
+            def figures(prefix):
+                return [v for (f, b), vs in self.samples.items()
+                        if f == fs and b.startswith(prefix) for v in vs]
+            slabs, rss = figures("mem-slab:"), figures("mem-fuse-peak-rss:")
+            parts = ([f"slab max {max(slabs) / 1024:.0f} MiB"] if slab and slabs else []) + \
+                ([f"FUSE daemon peak RSS {max(rss) / 1024:.0f} MiB"] if rss else [])
+            if parts:
+                mem.append(f"{fs}: " + ", ".join(parts))
+        return mem
+
+    def check(self):
+        """make check's figures: (passed, failed), printing what is missing."""
+        passed = failed = 0
+        for fs in self.fses:
+            wanted = list(FIO) + ["meta-create-1t", "meta-unlink-4t", "untar"]
+            if fs == "fuse-xv6fs":
+                wanted.append("mem-fuse-peak-rss:untar")
+            for bench in wanted:
+                if self.samples.get((fs, bench)):
+                    passed += 1
+                else:
+                    print(f"not ok: {self.label}: no {bench} figure for {fs}")
+                    failed += 1
+        return passed, failed
+
+
+def upgrade_pause(run):
+    pauses = run.samples.get(("xv6fs", "upgrade-pause"))
+    op = run.samples.get(("xv6fs", "upgrade-load-median-op"))
+    if not pauses:
+        return None
+    q = statistics.quantiles(pauses, n=100, method="inclusive") if len(pauses) > 1 \
+        else [pauses[0]] * 99
+    return {"p50": statistics.median(pauses), "p99": q[98],
+            "median_op_ns": op[0] if op else None, "switches": len(pauses)}
+
+
+def plot(runs, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report.py: no matplotlib: no plot", file=sys.stderr)
+        return
+    fig, axes = plt.subplots(len(runs), 1, figsize=(12, 5 * len(runs)), squeeze=False)
+    for ax, (title, run) in zip(axes[:, 0], runs):
+        others = [fs for fs in run.fses if fs != BASE]
+        width = 0.8 / max(len(others), 1)
+        for i, fs in enumerate(others):
+            ys = [run.ratio_of(fs, bench) or 0 for bench in run.benches]
+            # One colour a file system in both panels.
+            color = f"C{COLOURS.index(fs)}" if fs in COLOURS else None
+            ax.bar([x + i * width for x in range(len(run.benches))], ys, width, label=fs,
+                   color=color)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_xticks([x + width * (len(others) - 1) / 2 for x in range(len(run.benches))])
+        ax.set_xticklabels(run.benches, rotation=45, ha="right")
+        ax.set_yscale("log")
+        ax.set_ylabel("speed relative to ext4 data=ordered (log)")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main():
-    args = sys.argv[1:]
-    check = "--check" in args
-    fses = None
-    if "--fs" in args:
-        fses = args[args.index("--fs") + 1].split()
-        del args[args.index("--fs"):args.index("--fs") + 2]
-    args = [a for a in args if a != "--check"]
-    results, outdir = args[0], args[1]
-    samples, units = load(results)
-    fses = fses or sorted({fs for fs, _ in samples})
-    benches = [b for b in ORDER if any((fs, b) in samples for fs in fses)]
+    ap = argparse.ArgumentParser(description="the report of make bench")
+    ap.add_argument("results", help="the guest's results, '-' for none")
+    ap.add_argument("outdir")
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--fs", help="the guest's file systems, in table order")
+    ap.add_argument("--host", help="the host's results (host.sh)")
+    ap.add_argument("--host-fs", help="the host's file systems, in table order")
+    args = ap.parse_args()
+    guest = Run(args.results, args.fs.split() if args.fs else None, "guest") \
+        if args.results != "-" else None
+    host = Run(args.host, args.host_fs.split() if args.host_fs else None, "host") \
+        if args.host else None
 
-    report = {"where": "QEMU guest under TCG (2 vCPUs): only ratios within this run mean "
-                       "anything", "base": BASE, "benchmarks": {}}
-    for (fs, bench), values in sorted(samples.items()):
-        report["benchmarks"].setdefault(bench, {"unit": units.get(bench, "")})[fs] = \
-            summary(values)
-    pauses = samples.get(("xv6fs", "upgrade-pause"))
-    op = samples.get(("xv6fs", "upgrade-load-median-op"))
-    if pauses:
-        q = statistics.quantiles(pauses, n=100, method="inclusive") if len(pauses) > 1 \
-            else [pauses[0]] * 99
-        report["upgrade_pause_ns"] = {"p50": statistics.median(pauses), "p99": q[98],
-                                      "median_op_ns": op[0] if op else None,
-                                      "switches": len(pauses)}
-    os.makedirs(outdir, exist_ok=True)
-    with open(os.path.join(outdir, "bench.json"), "w") as f:
+    report, text, runs = {}, "", []
+    if guest:
+        report = guest.json(GUEST_WHERE)
+        pause = upgrade_pause(guest)
+        if pause:
+            report["upgrade_pause_ns"] = pause
+        text += ("## QEMU guest (TCG)\n\nSpeed relative to ext4 (data=ordered) in the same "
+                 "guest run (**ratio**, > 1 is faster), then the median [min–max] of the "
+                 "repetitions. The guest runs under TCG: compare ratios, not figures.\n\n" +
+                 guest.table() + "\n")
+        mem = guest.memory()
+        if mem:
+            text += "\nMemory after the benchmarks: " + "; ".join(mem) + ".\n"
+        if pause:
+            text += (f"\nLive upgrade pause under load (kernel xv6fs, {pause['switches']} "
+                     f"switches): p50 {pause['p50'] / 1e3:.0f} µs, p99 "
+                     f"{pause['p99'] / 1e3:.0f} µs")
+            if pause["median_op_ns"]:
+                text += (f" ({pause['p50'] / pause['median_op_ns']:.1f}× and "
+                         f"{pause['p99'] / pause['median_op_ns']:.1f}× the load's median "
+                         "operation)")
+            text += ".\n"
+        runs.append(("QEMU guest (TCG)", guest))
+    if host:
+        report["host"] = host.json(HOST_WHERE)
+        text += ("\n" if text else "") + (
+            "## host (no emulation)\n\nThe same benchmarks on the host: speed relative to "
+            "host ext4 (data=ordered, on a loop device over an image file) in the same host "
+            "run (**ratio**, > 1 is faster), then the median [min–max] of the repetitions. "
+            "No live-upgrade pause (the host kernel has no Bento modules).\n\n")
+        if host.machine:
+            text += "Host: " + "; ".join(host.machine) + ".\n\n"
+        text += host.table() + "\n"
+        mem = host.memory(slab=False)
+        if mem:
+            text += "\nMemory: " + "; ".join(mem) + ".\n"
+        runs.append(("host (no emulation)", host))
+    os.makedirs(args.outdir, exist_ok=True)
+    with open(os.path.join(args.outdir, "bench.json"), "w") as f:
         json.dump(report, f, indent=1)
-
-    lines = ["| benchmark | unit | " + " | ".join(fses) + " |",
-             "|---|---|" + "---|" * len(fses)]
-    for bench in benches:
-        base = samples.get((BASE, bench))
-        base_m = statistics.median(base) if base else None
-        cells = []
-        for fs in fses:
-            v = samples.get((fs, bench))
-            if not v:
-                cells.append("–")
-                continue
-            m = statistics.median(v)
-            r = ratio(bench, m, base_m)
-            spread = f" [{min(v):.4g}–{max(v):.4g}]" if len(v) > 1 else ""
-            cells.append((f"**{r:.2f}×** " if r is not None and fs != BASE else "") +
-                         f"{m:.4g}{spread}")
-        lines.append(f"| {bench} | {units.get(bench, '')} | " + " | ".join(cells) + " |")
-    mem = []
-    for fs in fses:
-        slab = [v for (f, b), vs in samples.items() if f == fs and b.startswith("mem-slab:")
-                for v in vs]
-        rss = [v for (f, b), vs in samples.items()
-               if f == fs and b.startswith("mem-fuse-peak-rss:") for v in vs]
-        if slab:
-            mem.append(f"{fs}: slab max {max(slab) / 1024:.0f} MiB" +
-                       (f", FUSE daemon peak RSS {max(rss) / 1024:.0f} MiB" if rss else ""))
-    table = "\n".join(lines)
-    text = ("Speed relative to ext4 (data=ordered) in the same guest run (**ratio**, > 1 "
-            "is faster), then the median [min–max] of the repetitions.\n\n" + table + "\n")
-    if mem:
-        text += "\nMemory after the benchmarks: " + "; ".join(mem) + ".\n"
-    if "upgrade_pause_ns" in report:
-        u = report["upgrade_pause_ns"]
-        text += (f"\nLive upgrade pause under load (kernel xv6fs, {u['switches']} switches): "
-                 f"p50 {u['p50'] / 1e3:.0f} µs, p99 {u['p99'] / 1e3:.0f} µs")
-        if u["median_op_ns"]:
-            text += (f" ({u['p50'] / u['median_op_ns']:.1f}× and "
-                     f"{u['p99'] / u['median_op_ns']:.1f}× the load's median operation)")
-        text += ".\n"
-    with open(os.path.join(outdir, "bench.md"), "w") as f:
+    with open(os.path.join(args.outdir, "bench.md"), "w") as f:
         f.write(text)
     print(text)
 
-    if not check:
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            print("report.py: no matplotlib: no plot", file=sys.stderr)
-            return 0
-        others = [fs for fs in fses if fs != BASE]
-        fig, ax = plt.subplots(figsize=(12, 5))
-        width = 0.8 / max(len(others), 1)
-        for i, fs in enumerate(others):
-            ys = []
-            for bench in benches:
-                base, v = samples.get((BASE, bench)), samples.get((fs, bench))
-                r = ratio(bench, statistics.median(v), statistics.median(base)) \
-                    if base and v else None
-                ys.append(r or 0)
-            ax.bar([x + i * width for x in range(len(benches))], ys, width, label=fs)
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks([x + width * (len(others) - 1) / 2 for x in range(len(benches))])
-        ax.set_xticklabels(benches, rotation=45, ha="right")
-        ax.set_yscale("log")
-        ax.set_ylabel("speed relative to ext4 data=ordered (log)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(os.path.join(outdir, "bench.png"), dpi=100)
+    if not args.check:
+        if runs:
+            plot(runs, os.path.join(args.outdir, "bench.png"))
         return 0
 
     passed = failed = 0
-    for fs in fses:
-        for bench in list(FIO) + ["meta-create-1t", "meta-unlink-4t", "untar"]:
-            if samples.get((fs, bench)):
-                passed += 1
-            else:
-                print(f"not ok: no {bench} figure for {fs}")
-                failed += 1
-    if "xv6fs" in fses:
-        if pauses:
+    for _, run in runs:
+        p, f = run.check()
+        passed, failed = passed + p, failed + f
+    if guest and "xv6fs" in guest.fses:
+        if "upgrade_pause_ns" in report:
             passed += 1
         else:
-            print("not ok: no upgrade pause figure")
+            print("not ok: guest: no upgrade pause figure")
             failed += 1
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
