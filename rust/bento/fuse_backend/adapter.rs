@@ -187,6 +187,15 @@ impl<T: FileSystem> Adapter<T> {
         }
     }
 
+    /// The open flags of `o`. A block-backed file system's data moves only through this
+    /// mount (data.rs), so the kernel's cached pages of a file stay right from one open
+    /// to the next: keep them, as a local file system does (without `keep_cache` FUSE
+    /// drops them at every open and each read is a round trip).
+    fn fopen_flags(&self, mut o: Open) -> FopenFlags {
+        o.keep_cache |= self.fs.block_device().is_some();
+        fopen_flags(&o)
+    }
+
     /// Replies with the entry `parent`/`name`, counting the kernel's reference to it.
     fn entry(&self, parent: INodeNo, name: &OsStr, r: Result<Entry>, reply: ReplyEntry) {
         match r {
@@ -272,7 +281,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
 
     fn open(&self, req: &fuser::Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.open(&request(req), ino.0, flags.0) {
-            Ok(o) => reply.opened(FileHandle(o.fh), fopen_flags(&o)),
+            Ok(o) => reply.opened(FileHandle(o.fh), self.fopen_flags(o)),
             Err(e) => reply.error(e.into()),
         }
     }
@@ -545,7 +554,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
                     &file_attr(&e.attr),
                     generation,
                     FileHandle(o.fh),
-                    fopen_flags(&o),
+                    self.fopen_flags(o),
                 );
             }
             Err(e) => reply.error(e.into()),
