@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use crate::abi::{FsOps, Instance};
 
 /// The version a call runs on.
+///
+/// # Invariants
+///
+/// `inst` is a live instance made by `ops` (its `mount` or `import_state`).
 #[derive(Clone, Copy)]
 pub(crate) struct Current {
     pub(crate) ops: &'static FsOps,
@@ -151,5 +155,90 @@ impl Drop for Sealed<'_> {
             drop(s);
             self.gate.cv.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{FileSystem, MountOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    struct Dummy;
+    impl FileSystem for Dummy {
+        fn mount(_: &MountOptions<'_>) -> crate::Result<Self> {
+            Ok(Dummy)
+        }
+    }
+    static V1: FsOps = FsOps::new::<Dummy>(b"dummy\0", 1, 0);
+    static V2: FsOps = FsOps::new::<Dummy>(b"dummy\0", 2, 0);
+
+    fn cur(ops: &'static FsOps, n: usize) -> Current {
+        Current {
+            ops,
+            inst: n as Instance,
+        }
+    }
+
+    #[test]
+    fn idle_gate_seals_at_once_and_opens_on_the_new_version() {
+        let g = Gate::new(cur(&V1, 1));
+        let s = g.seal(Duration::ZERO).expect("nothing inside");
+        assert_eq!(s.current().map(|c| c.ops.version), Some(1));
+        s.open(cur(&V2, 2));
+        let inside = g.enter().expect("open");
+        assert_eq!((inside.cur.ops.version, inside.cur.inst as usize), (2, 2));
+    }
+
+    #[test]
+    fn a_call_inside_makes_the_seal_time_out_and_the_gate_reopen() {
+        let g = Gate::new(cur(&V1, 1));
+        let inside = g.enter().expect("open");
+        let t = Instant::now();
+        assert!(g.seal(Duration::from_millis(50)).is_none());
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        // Reopened: another call passes while the first is still inside.
+        assert!(g.enter().is_some());
+        drop(inside);
+        assert!(g.seal(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn calls_wait_while_sealed_and_run_on_the_new_version() {
+        let g = Arc::new(Gate::new(cur(&V1, 1)));
+        let s = g.seal(Duration::ZERO).expect("idle");
+        let passed = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (g, passed) = (g.clone(), passed.clone());
+            std::thread::spawn(move || {
+                let v = g.enter().map(|i| i.cur.ops.version);
+                passed.store(true, Ordering::SeqCst);
+                v
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !passed.load(Ordering::SeqCst),
+            "a call passed a sealed gate"
+        );
+        s.open(cur(&V2, 2));
+        assert_eq!(waiter.join().ok().flatten(), Some(2));
+    }
+
+    #[test]
+    fn take_waits_for_the_calls_and_then_refuses_every_call() {
+        let g = Arc::new(Gate::new(cur(&V1, 1)));
+        let inside = g.enter().expect("open");
+        let taker = {
+            let g = g.clone();
+            std::thread::spawn(move || g.take().map(|c| c.ops.version))
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!taker.is_finished(), "took the instance with a call inside");
+        drop(inside);
+        assert_eq!(taker.join().ok().flatten(), Some(1));
+        assert!(g.enter().is_none());
+        assert!(g.seal(Duration::ZERO).and_then(|s| s.current()).is_none());
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::gate::{Current, Gate, Inside};
 use super::plugin::{self, Plugin};
-use crate::abi::{FsOps, RawDirSink, RawMountOptions};
+use crate::abi::{RawDirSink, RawMountOptions};
 use crate::block::BlockDevice;
 use crate::errno::{Errno, Result};
 use crate::fs::{DirSink, FileSystem, MountOptions};
@@ -147,7 +147,7 @@ impl Host {
                 p
             }
         };
-        check_switch(v.current.ops, &to, downgrade)?;
+        check_switch(&v.current, &to, downgrade)?;
         let start = Instant::now();
         let drain = Duration::from_millis(u64::from(self.drain_ms.load(Ordering::Relaxed)));
         let Some(sealed) = self.gate.seal(drain) else {
@@ -217,17 +217,18 @@ impl Host {
 
 /// Checks that a mount running `from` can switch to `to`, as fs/bento's
 /// `check_switch` plus its registration rules.
-fn check_switch(from: &'static FsOps, to: &Plugin, downgrade: bool) -> Result {
+fn check_switch(from: &Plugin, to: &Plugin, downgrade: bool) -> Result {
     let name = String::from_utf8_lossy(to.name());
-    let (fv, tv) = (from.version, to.ops.version);
-    if plugin::name(from) != to.name() {
+    if from.name() != to.name() {
         crate::error!(
             "bento: {} refused: it is file system {name}, the mount runs {}",
             to.path.display(),
-            String::from_utf8_lossy(plugin::name(from))
+            String::from_utf8_lossy(from.name())
         );
         return Err(Errno::EINVAL);
     }
+    let from = from.ops;
+    let (fv, tv) = (from.version, to.ops.version);
     if (downgrade && tv >= fv) || (!downgrade && tv <= fv) {
         crate::error!(
             "bento: {name}: refused version {tv}: the mount runs version {fv} ({})",

@@ -17,6 +17,11 @@ use crate::abi::{self, FsOps};
 use crate::errno::{Errno, Result};
 
 /// A loaded version: its path and table.
+///
+/// # Invariants
+///
+/// `ops` passed [`check`]: it was built by `FsOps::new` against this very `bento` (so
+/// its name is a static NUL-terminated string), and its object is never unloaded.
 #[derive(Clone)]
 pub(crate) struct Plugin {
     pub(crate) path: PathBuf,
@@ -26,15 +31,10 @@ pub(crate) struct Plugin {
 impl Plugin {
     /// The file system name of the table.
     pub(crate) fn name(&self) -> &'static [u8] {
-        name(self.ops)
+        // SAFETY: By the type invariant the table was built by `FsOps::new`, which
+        // stores a pointer to a static NUL-terminated name.
+        unsafe { CStr::from_ptr(self.ops.name.cast()) }.to_bytes()
     }
-}
-
-/// The NUL-terminated name of a checked table.
-pub(crate) fn name(ops: &'static FsOps) -> &'static [u8] {
-    // SAFETY: `check` verified the table was built by `FsOps::new` against this very
-    // `bento`, which stores a pointer to a static NUL-terminated name.
-    unsafe { CStr::from_ptr(ops.name.cast()) }.to_bytes()
 }
 
 fn dlerror() -> String {
@@ -98,6 +98,7 @@ pub(crate) fn load(path: &Path) -> Result<Plugin> {
     // only the leading fields every ABI version has at the same place.
     let ops: &'static FsOps = unsafe { &*sym.cast::<FsOps>() };
     check(ops, &path)?;
+    // INVARIANT: `ops` passed `check`; `handle` is never closed.
     Ok(Plugin { path, ops })
 }
 
