@@ -19,7 +19,8 @@ PKGS=(linux-source-6.12 build-essential bc bison flex libelf-dev libssl-dev cpio
 	"rustc-web=$RUST_V" "libstd-rust-web-dev=$RUST_V" "libstd-rust-web-1.85=$RUST_V"
 	"rust-web-src=$RUST_V" "rust-web-clippy=$RUST_V" "rustfmt-web=$RUST_V" "cargo-web=$RUST_V"
 	e2fsprogs python3 kmod pahole fuse3 shellcheck libncurses-dev curl ca-certificates
-	gcc libc6-dev)   # gcc/libc6-dev: static kselftest programs (xv6fs_test) for the guest
+	gcc libc6-dev   # gcc/libc6-dev: static kselftest programs (xv6fs_test) for the guest
+	git)            # make bench's git clone (host, and copied into the guest with its libraries)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -6,7 +6,7 @@
 # size and kind; then the same benchmarks on the host (host.sh, no emulation: needs
 # root) on host ext4 (data=ordered, loop device), FUSE xv6fs and tmpfs; then reports
 # (report.py): bench.json, bench.md (ratios to ext4 data=ordered of the same run, guest
-# and host), bench.png.
+# and host; the memory-pressure check), bench.png.
 # Usage: bench.sh [--quick] [--reps N] [--fs "NAMES"] [--host-only | --no-host]
 #   --quick      tiny sizes, one repetition, no plot: make check's smoke test (it checks
 #                that every figure came out); prints "N passed, N failed" last
@@ -86,8 +86,15 @@ run_guest() {
 	tree=fs
 	[ "$mode" = quick ] && tree=fs/ext2
 	tar cf "$share/bench/tree.tar" -C "$KSRC" "$tree"
+	# The same tree as a git repository to clone (git.sh: one commit, one pack), and the
+	# host's git with its libraries for the guest.
+	bash tools/testing/bento/bench/git.sh repo "$share/bench/clone.git" "$KSRC" "$tree"
+	bash tools/testing/bento/bench/git.sh guest "$share/bench/git"
 
 	# One disk per file system, the same size and kind (raw, virtio, host page cache).
+	# mkfs.xv6fs: the guest's static build (guest-tools.sh; guest.sh would build it only
+	# after the disks are made, on a fresh machine).
+	bash tools/testing/bento/guest-tools.sh
 	disks=""
 	for fs in $fses; do
 		[ "$fs" = tmpfs ] && continue

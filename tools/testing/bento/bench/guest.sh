@@ -5,10 +5,13 @@
 # For each file system of FSES (ext4-ordered ext4-journal xv6fs fuse-xv6fs tmpfs), on
 # its own virtio disk (bench.sh made them all the same size and kind; serial
 # bench-NAME): the benchmarks of common.sh (the same as host.sh runs on the host), REPS
-# repetitions each; for kernel xv6fs also the live upgrade pause under load. Results go
-# to /host/results (see common.sh), with memory figures (kernel slab and page cache
-# after each benchmark; the FUSE daemon's peak RSS). MODE quick makes everything tiny
-# (make check's smoke test).
+# repetitions each; for kernel xv6fs also the live upgrade pause under load; for ext4
+# (data=ordered, the reference), kernel and FUSE xv6fs the memory-pressure check
+# (common.sh's pressure). Results go to /host/results (see common.sh), with memory
+# figures (kernel slab and page cache after each benchmark; the FUSE daemon's peak RSS).
+# MODE quick makes everything tiny (make check's smoke test). git: the host's, with its
+# shared libraries and loader (bench.sh, git.sh guest), in /opt/git; the repository to
+# clone (git.sh repo) is copied to /tmp (tmpfs) first.
 set -u
 B=/host/bench
 R=/host/results
@@ -26,6 +29,31 @@ KMEM=1 WHERE=
 . /host/selftests/filesystems/bento/bento_lib.sh
 . "$B/common.sh"
 disk() { disk_by_serial "bench-$1"; } # file system -> its disk (see bench.sh)
+
+# The host's git (dynamically linked): its loader where its PT_INTERP says, its
+# libraries in /opt/git/lib, and a wrapper on PATH that points the loader at them and
+# git at its exec path (git itself and git-upload-pack, which a local clone runs).
+git_setup() {
+	g=$B/git
+	[ -f "$g/git" ] && [ -f "$g/interp" ] && [ -d "$B/clone.git" ] || return 1
+	interp=$(cat "$g/interp")
+	mkdir -p "${interp%/*}" /opt/git/lib /opt/git/libexec /opt/git/bin || return 1
+	cp "$g/lib/${interp##*/}" "$interp" && cp "$g"/lib/* /opt/git/lib/ &&
+		cp "$g/git" /opt/git/libexec/git || return 1
+	ln -sf git /opt/git/libexec/git-upload-pack
+	printf '#!/bin/sh\n%s\n%s\n' 'export LD_LIBRARY_PATH=/opt/git/lib' \
+		'GIT_EXEC_PATH=/opt/git/libexec exec /opt/git/libexec/git "$@"' >/opt/git/bin/git
+	chmod 755 /opt/git/bin/git
+	PATH=/opt/git/bin:$PATH
+	v=$(git --version 2>&1) || { say "git: $v"; return 1; }
+	say "$v"
+	rm -rf /tmp/clone.git
+	cp -r "$B/clone.git" /tmp/clone.git || return 1
+	GITREPO=/tmp/clone.git
+}
+# shellcheck disable=SC2034 # for common.sh
+GITREPO=
+git_setup || fail "no git in the guest (bench.sh: git.sh guest)"
 
 mount_fs() { # fs
 	if [ "$1" != tmpfs ] && [ -z "$(disk "$1")" ]; then
@@ -88,7 +116,10 @@ upgrade_pause() {
 	rmmod xv6fs_v2 || fail "rmmod xv6fs_v2"
 }
 
-after_fs() { [ "$1" != xv6fs ] || upgrade_pause; }
+after_fs() {
+	[ "$1" != xv6fs ] || upgrade_pause
+	case $1 in ext4-ordered | xv6fs | fuse-xv6fs) pressure "$1" ;; esac
+}
 
 bench_all "$fses" "$reps"
 dmesg >"$R/dmesg.txt"

@@ -12,7 +12,8 @@
 # the Bento kernel modules, which the host kernel does not have (the guest measures it).
 # Needs root (loop devices, mounts, drop_caches). The host may be shared: its kernel
 # memory figures would measure everything else running, so only the FUSE daemon's peak
-# RSS is recorded.
+# RSS is recorded, and the memory-pressure check (common.sh's pressure) looks at the FUSE
+# daemon alone. The repository git clone clones (git.sh repo) is on a tmpfs.
 # Usage: host.sh MODE REPS FSES OUT SIZE
 #   MODE full or quick (tiny), REPS repetitions; results in OUT/host-results (see
 #   common.sh) with host.txt (the machine), for report.py --host.
@@ -34,14 +35,16 @@ done
 R=$out/host-results
 bin=$BENTO_CACHE/guest-bin
 work=$(mktemp -d "${TMPDIR:-/tmp}/bento-bench-host.XXXXXX")
-B=$work/bench M=$work/mnt
+B=$work/bench M=$work/mnt src=$work/src
 loopdev='' fusepid=''
 # Every mount, loop device and FUSE daemon goes, whatever happened.
 cleanup() {
 	set +e
-	if grep -q " $M " /proc/mounts; then
-		umount "$M" 2>/dev/null || umount -l "$M"
-	fi
+	for m in "$M" "$src"; do
+		if grep -q " $m " /proc/mounts; then
+			umount "$m" 2>/dev/null || umount -l "$m"
+		fi
+	done
 	[ -z "$loopdev" ] || losetup -d "$loopdev"
 	if [ -n "$fusepid" ]; then
 		kill "$fusepid" 2>/dev/null
@@ -52,7 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-mkdir -p "$B" "$M"
+mkdir -p "$B" "$M" "$src"
 rm -rf "$R"
 mkdir -p "$R"
 : >"$R/bench.jsonl"
@@ -63,6 +66,11 @@ gcc -static -O2 -Wall -pthread -o "$B/bench_meta" tools/testing/bento/bench/meta
 tree=fs
 [ "$mode" = quick ] && tree=fs/ext2
 tar cf "$B/tree.tar" -C "$KSRC" "$tree"
+# The same tree as a git repository to clone, on a tmpfs (drop_caches leaves it there).
+command -v git >/dev/null || { echo "host.sh: no git (run deps.sh)" >&2; exit 1; }
+mount -t tmpfs -o size=256m none "$src"
+bash tools/testing/bento/bench/git.sh repo "$src/clone.git" "$KSRC" "$tree"
+GITREPO=$src/clone.git
 PATH=$B:$BENTO_TOOLS/bin:$PATH
 command -v fio >/dev/null || { echo "host.sh: no fio (run deps.sh)" >&2; exit 1; }
 
@@ -122,7 +130,7 @@ umount_fs() {
 		fusepid=
 	fi
 }
-after_fs() { :; }
+after_fs() { [ "$1" != fuse-xv6fs ] || pressure "$1"; }
 
 # shellcheck disable=SC2034 # for common.sh
 KMEM=0 WHERE="host: "

@@ -10,9 +10,10 @@ bench.jsonl (one measurement a line) and fio-FS-BENCH-REP.json (fio's JSON outpu
 HOSTRESULTS also host.txt (the machine). Writes OUTDIR/bench.json (every figure:
 median, min, max, the samples; the host's under "host"), OUTDIR/bench.md (for each of
 guest and host a table of speed ratios to ext4 data=ordered of the same run, > 1 is
-faster) and, unless --check, OUTDIR/bench.png (the ratios as bars; needs matplotlib).
-Prints the tables. --check (make check's smoke test): every benchmark of every file
-system must have produced a number; ends with "N passed, N failed" (both runs).
+faster; the memory-pressure check) and, unless --check, OUTDIR/bench.png (the ratios as
+bars; needs matplotlib). Prints the tables. --check (make check's smoke test): every
+benchmark of every file system must have produced a number and every memory-pressure
+check its figures within their limits; ends with "N passed, N failed" (both runs).
 """
 import argparse
 import glob
@@ -33,8 +34,18 @@ FIO = {
     "fsync-loop": ("IOPS", "write", "iops"),
 }
 ORDER = list(FIO) + [f"meta-{p}-{t}t" for t in (1, 4) for p in ("create", "stat", "unlink")] + [
-    "untar"]
-LOWER_IS_BETTER = {"untar"}
+    "untar", "git-clone"]
+LOWER_IS_BETTER = {"untar", "git-clone"}
+# The memory-pressure check (common.sh's pressure): the file systems it runs on and the
+# checks each must pass, guest and host.
+PRESSURE = {
+    "guest": {"ext4-ordered": ["slab-left", "inodes-left", "cache-left"],
+              "xv6fs": ["slab-left", "inodes-left", "cache-left"],
+              "fuse-xv6fs": ["slab-left", "inodes-left", "cache-left", "fuse-hwm",
+                             "fuse-regrowth"]},
+    "host": {"fuse-xv6fs": ["fuse-hwm", "fuse-regrowth"]},
+}
+POINTS = ("base", "loaded", "dropped", "again")
 COLOURS = ["ext4-journal", "xv6fs", "fuse-xv6fs", "tmpfs"]  # the plot's, by index
 
 
@@ -134,6 +145,76 @@ class Run:
                          " |")
         return "\n".join(lines)
 
+    def pressure(self):
+        """The memory-pressure figures: {fs: {"files", "figures": {what: {point: v}},
+        "checks": {check: {"value", "limit", "unit", "ok"}}}}."""
+        out = {}
+        for (fs, bench), values in self.samples.items():
+            parts = bench.split(":")
+            if parts[0] not in ("pressure", "pressure-value", "pressure-limit"):
+                continue
+            p = out.setdefault(fs, {"files": None, "figures": {}, "checks": {}})
+            if bench == "pressure:files":
+                p["files"] = int(values[0])
+            elif parts[0] == "pressure" and len(parts) == 3 and parts[2] in POINTS:
+                p["figures"].setdefault(parts[1], {})[parts[2]] = values[0]
+            elif len(parts) == 2:
+                c = p["checks"].setdefault(parts[1], {"unit": self.units.get(bench, "")})
+                c["value" if parts[0] == "pressure-value" else "limit"] = values[0]
+        for p in out.values():
+            for c in p["checks"].values():
+                c["ok"] = "value" in c and "limit" in c and c["value"] <= c["limit"]
+        return out
+
+    def pressure_text(self):
+        """The memory-pressure section of bench.md (empty without figures)."""
+        pressure = self.pressure()
+        fses = [fs for fs in self.fses if fs in pressure]
+        if not fses:
+            return ""
+        cols = [("Slab", "slab", 1024), ("SReclaimable", "SReclaimable", 1024),
+                ("SUnreclaim", "SUnreclaim", 1024), ("Cached", "page cache", 1024),
+                ("inodes", "inodes", 1), ("fuse-VmRSS", "FUSE daemon RSS", 1024),
+                ("fuse-VmHWM", "FUSE daemon peak RSS", 1024)]
+        cols = [c for c in cols if any(c[0] in pressure[fs]["figures"] for fs in fses)]
+        note = ""
+        reclaimable = [v for fs in fses
+                       for v in pressure[fs]["figures"].get("SReclaimable", {}).values()]
+        if reclaimable and not any(reclaimable):
+            # CONFIG_SLUB_TINY (the guest's tinyconfig) turns SLAB_RECLAIM_ACCOUNT off.
+            cols = [c for c in cols if c[0] not in ("SReclaimable", "SUnreclaim")]
+            note = (" SReclaimable stays 0 (the kernel's SLUB_TINY ignores "
+                    "SLAB_RECLAIM_ACCOUNT: all slab is SUnreclaim) and there is no "
+                    "/proc/slabinfo (no SLUB_DEBUG): slab is the total.")
+
+        def fmt(v, scale):
+            return f"{v / scale:.1f}" if scale != 1 else f"{v:.0f}"
+        lines = ["| file system | files | " + " | ".join(
+            label + (" (MiB)" if scale != 1 else "") for _, label, scale in cols) +
+            " | checks |", "|---|---|" + "---|" * len(cols) + "---|"]
+        for fs in fses:
+            p = pressure[fs]
+            cells = []
+            for what, _, scale in cols:
+                f = p["figures"].get(what)
+                cells.append(" → ".join(fmt(f[pt], scale) if pt in f else "?"
+                                        for pt in POINTS) if f else "–")
+            checks = []
+            for name, c in sorted(p["checks"].items()):
+                scale = 1024 if c["unit"] == "kB" else 1
+                unit = " MiB" if scale != 1 else ""
+                checks.append(f"{name} {fmt(c.get('value', float('nan')), scale)} (limit "
+                              f"{fmt(c.get('limit', float('nan')), scale)}{unit}): "
+                              + ("ok" if c["ok"] else "**FAILED**"))
+            lines.append(f"| {fs} | {p['files'] or '?'} | " + " | ".join(cells) + " | " +
+                         "; ".join(checks) + " |")
+        return ("\nMemory under pressure: the files made (a block each, directories of "
+                "1000), sync and drop_caches, a stat of every file and drop_caches again "
+                "(figures before the files → with them → after the drop → after the stat "
+                "and the second drop; the checks' limits: common.sh's pressure)." + note +
+                "\n\n" +
+                "\n".join(lines) + "\n")
+
     def memory(self, slab=True):
         """The memory line: kernel slab (guest) and the FUSE daemon's peak RSS."""
         mem = []
@@ -152,7 +233,7 @@ class Run:
         """make check's figures: (passed, failed), printing what is missing."""
         passed = failed = 0
         for fs in self.fses:
-            wanted = list(FIO) + ["meta-create-1t", "meta-unlink-4t", "untar"]
+            wanted = list(FIO) + ["meta-create-1t", "meta-unlink-4t", "untar", "git-clone"]
             if fs == "fuse-xv6fs":
                 wanted.append("mem-fuse-peak-rss:untar")
             for bench in wanted:
@@ -160,6 +241,22 @@ class Run:
                     passed += 1
                 else:
                     print(f"not ok: {self.label}: no {bench} figure for {fs}")
+                    failed += 1
+        pressure = self.pressure()
+        for fs, checks in PRESSURE.get(self.label, {}).items():
+            if fs not in self.fses:
+                continue
+            got = pressure.get(fs, {}).get("checks", {})
+            for name in checks:
+                c = got.get(name)
+                if c and c["ok"]:
+                    passed += 1
+                elif c:
+                    print(f"not ok: {self.label}: {fs} memory {name} "
+                          f"{c.get('value')} over {c.get('limit')} {c['unit']}")
+                    failed += 1
+                else:
+                    print(f"not ok: {self.label}: no memory {name} figure for {fs}")
                     failed += 1
         return passed, failed
 
@@ -221,6 +318,7 @@ def main():
     report, text, runs = {}, "", []
     if guest:
         report = guest.json(GUEST_WHERE)
+        report["pressure"] = guest.pressure()
         pause = upgrade_pause(guest)
         if pause:
             report["upgrade_pause_ns"] = pause
@@ -231,6 +329,7 @@ def main():
         mem = guest.memory()
         if mem:
             text += "\nMemory after the benchmarks: " + "; ".join(mem) + ".\n"
+        text += guest.pressure_text()
         if pause:
             text += (f"\nLive upgrade pause under load (kernel xv6fs, {pause['switches']} "
                      f"switches): p50 {pause['p50'] / 1e3:.0f} µs, p99 "
@@ -243,6 +342,7 @@ def main():
         runs.append(("QEMU guest (TCG)", guest))
     if host:
         report["host"] = host.json(HOST_WHERE)
+        report["host"]["pressure"] = host.pressure()
         text += ("\n" if text else "") + (
             "## host (no emulation)\n\nThe same benchmarks on the host: speed relative to "
             "host ext4 (data=ordered, on a loop device over an image file) in the same host "
@@ -254,6 +354,7 @@ def main():
         mem = host.memory(slab=False)
         if mem:
             text += "\nMemory: " + "; ".join(mem) + ".\n"
+        text += host.pressure_text()
         runs.append(("host (no emulation)", host))
     os.makedirs(args.outdir, exist_ok=True)
     with open(os.path.join(args.outdir, "bench.json"), "w") as f:
