@@ -4,6 +4,7 @@
  * the bento crate use. Included from rust/bindings/bindings_helper.h (linux-patches).
  */
 #include <linux/buffer_head.h>
+#include <linux/crc32c.h>
 #include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>

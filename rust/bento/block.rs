@@ -164,6 +164,27 @@ impl Buffer {
         self.inner.is_dirty()
     }
 
+    /// Whether the file system marked the block's bytes checked
+    /// ([`Buffer::set_verified`]) since they were last read from the device: the
+    /// kernel's `BH_Verified`, with which ext4 verifies a metadata block's checksum once
+    /// per read from the disk instead of at every use. Reading the block from the device,
+    /// [`BlockDevice::get`] and [`Buffer::clear_verified`] clear the mark.
+    pub fn verified(&self) -> bool {
+        self.inner.verified()
+    }
+
+    /// Marks the bytes checked. Only for bytes the file system checked, and which it then
+    /// keeps valid: it changes them only in ways that keep them so (a failed change
+    /// should [`Buffer::clear_verified`]).
+    pub fn set_verified(&self) {
+        self.inner.set_verified()
+    }
+
+    /// Drops the mark of [`Buffer::verified`]: the next user checks the bytes again.
+    pub fn clear_verified(&self) {
+        self.inner.clear_verified()
+    }
+
     /// Writes this block back now if it is dirty and waits for the write. As with
     /// `sync_dirty_buffer`, the device's volatile write cache is not flushed: use
     /// [`BlockDevice::sync`] for durability. Journaled metadata is left to the journal.

@@ -22,10 +22,12 @@ use core::cell::Cell;
 
 use crate::errno::{Errno, Result};
 
+#[inline]
 fn chunk<const N: usize>(b: &[u8], off: usize) -> Option<&[u8; N]> {
     b.get(off..)?.first_chunk::<N>()
 }
 
+#[inline]
 fn chunk_mut<const N: usize>(b: &mut [u8], off: usize) -> Option<&mut [u8; N]> {
     b.get_mut(off..)?.first_chunk_mut::<N>()
 }
@@ -39,6 +41,7 @@ pub struct Reader<'a> {
 macro_rules! read_fns {
     ($($name:ident: $t:ty),*) => {$(
         #[doc = concat!("The `", stringify!($t), "` at `off` (0 if out of range; `finish` reports it).")]
+        #[inline]
         pub fn $name(&self, off: usize) -> $t {
             match chunk::<{ core::mem::size_of::<$t>() }>(self.buf, off) {
                 Some(a) => <$t>::from_le_bytes(*a),
@@ -53,6 +56,7 @@ macro_rules! read_fns {
 
 impl<'a> Reader<'a> {
     /// A reader over `buf`.
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Reader {
             buf,
@@ -63,6 +67,7 @@ impl<'a> Reader<'a> {
     read_fns!(u8: u8, u16: u16, u32: u32, u64: u64, i64: i64);
 
     /// The `len` bytes at `off` (empty if out of range; `finish` reports it).
+    #[inline]
     pub fn bytes(&self, off: usize, len: usize) -> &'a [u8] {
         match off.checked_add(len).and_then(|end| self.buf.get(off..end)) {
             Some(s) => s,
@@ -74,6 +79,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The `N` bytes at `off` as an array (zeros if out of range).
+    #[inline]
     pub fn array<const N: usize>(&self, off: usize) -> [u8; N] {
         match chunk::<N>(self.buf, off) {
             Some(a) => *a,
@@ -85,6 +91,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `EIO` if any access was out of range.
+    #[inline]
     pub fn finish(&self) -> Result {
         if self.bad.get() {
             Err(Errno::EIO)
@@ -103,6 +110,7 @@ pub struct Writer<'a> {
 macro_rules! write_fns {
     ($($name:ident: $t:ty),*) => {$(
         #[doc = concat!("Writes a `", stringify!($t), "` at `off` (`finish` reports an out-of-range write).")]
+        #[inline]
         pub fn $name(&mut self, off: usize, v: $t) {
             match chunk_mut::<{ core::mem::size_of::<$t>() }>(self.buf, off) {
                 Some(a) => *a = v.to_le_bytes(),
@@ -114,6 +122,7 @@ macro_rules! write_fns {
 
 impl<'a> Writer<'a> {
     /// A writer over `buf`.
+    #[inline]
     pub fn new(buf: &'a mut [u8]) -> Self {
         Writer { buf, bad: false }
     }
@@ -121,6 +130,7 @@ impl<'a> Writer<'a> {
     write_fns!(u8: u8, u16: u16, u32: u32, u64: u64, i64: i64);
 
     /// Copies `data` to `off`.
+    #[inline]
     pub fn bytes(&mut self, off: usize, data: &[u8]) {
         match off
             .checked_add(data.len())
@@ -132,6 +142,7 @@ impl<'a> Writer<'a> {
     }
 
     /// `EIO` if any write was out of range.
+    #[inline]
     pub fn finish(&self) -> Result {
         if self.bad {
             Err(Errno::EIO)

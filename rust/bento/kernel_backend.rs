@@ -32,6 +32,19 @@ pub(crate) unsafe fn drop_raw<T>(p: *mut T) {
     drop(unsafe { KBox::from_raw(p) })
 }
 
+/// The kernel's `crc32c` (`<linux/crc32c.h>`) over `data`, in pieces its `unsigned int`
+/// length can hold.
+#[inline]
+pub(crate) fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
+    const MAX: usize = u32::MAX as usize;
+    for piece in data.chunks(MAX) {
+        let len = u32::try_from(piece.len()).unwrap_or(u32::MAX);
+        // SAFETY: `piece` is valid for reads of `len` bytes; `crc32c` only reads them.
+        crc = unsafe { kernel::bindings::crc32c(crc, piece.as_ptr().cast(), len) };
+    }
+    crc
+}
+
 pub(crate) fn log(level: Level, args: fmt::Arguments<'_>) {
     let fmt = match level {
         Level::Error => &format_strings::ERR,

@@ -12,9 +12,38 @@
 
 /* Block service: buffer heads of the mounted device. */
 
+/*
+ * sb_bread(), except that bytes read from the device now lose the verified mark: the
+ * mark says the file system checked the bytes since they were last read (as ext4's
+ * __ext4_read_bh clears it).
+ */
 struct buffer_head *rust_helper_bento_sb_bread(struct super_block *sb, u64 block)
 {
-	return sb_bread(sb, block);
+	struct buffer_head *bh = sb_getblk(sb, block);
+
+	if (!bh || bh_uptodate_or_lock(bh))
+		return bh;
+	clear_buffer_verified(bh);
+	if (__bh_read(bh, 0, true) < 0) {
+		brelse(bh);
+		return NULL;
+	}
+	return bh;
+}
+
+bool rust_helper_bento_buffer_verified(struct buffer_head *bh)
+{
+	return buffer_verified(bh);
+}
+
+void rust_helper_bento_set_buffer_verified(struct buffer_head *bh)
+{
+	set_buffer_verified(bh);
+}
+
+void rust_helper_bento_clear_buffer_verified(struct buffer_head *bh)
+{
+	clear_buffer_verified(bh);
 }
 
 struct buffer_head *rust_helper_bento_sb_getblk(struct super_block *sb, u64 block)

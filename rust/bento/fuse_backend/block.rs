@@ -176,6 +176,9 @@ pub(crate) struct Block {
     data: Mutex<Data>,
     /// Changed and not yet written back (unjournaled writes only).
     dirty: AtomicBool,
+    /// The file system checked the bytes since they were read (the kernel's
+    /// `BH_Verified`): cleared when they come from the device and by `get`.
+    verified: AtomicBool,
     /// Used since the CLOCK hand last passed.
     referenced: AtomicBool,
     /// How many journal transactions and pending checkpoints hold the block. Writeback
@@ -237,6 +240,7 @@ impl Device {
                 uptodate: false,
             }),
             dirty: AtomicBool::new(false),
+            verified: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
             jcount: AtomicU32::new(0),
             owner: Mutex::new(None),
@@ -252,6 +256,7 @@ impl Device {
         {
             let mut d = lock(&b.data);
             if !d.uptodate {
+                b.verified.store(false, Ordering::Release);
                 self.read_raw(blocknr, &mut d.bytes)?;
                 d.uptodate = true;
             }
@@ -265,6 +270,8 @@ impl Device {
     pub(crate) fn get(&self, blocknr: u64) -> Result<Buf> {
         self.check(blocknr)?;
         let b = self.lookup(blocknr);
+        // To be overwritten: whatever was checked no longer holds.
+        b.verified.store(false, Ordering::Release);
         {
             let mut d = lock(&b.data);
             if !d.uptodate {
@@ -479,6 +486,18 @@ impl Buf {
 
     pub(crate) fn is_dirty(&self) -> bool {
         self.b.dirty.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn verified(&self) -> bool {
+        self.b.verified.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_verified(&self) {
+        self.b.verified.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn clear_verified(&self) {
+        self.b.verified.store(false, Ordering::Release);
     }
 
     pub(crate) fn sync(&self) -> Result {

@@ -157,7 +157,12 @@ impl Device {
         match NonNull::new(bh) {
             // INVARIANT: `sb_getblk` returned a buffer of this device with one reference for
             // us.
-            Some(bh) => Ok(Buf { bh }),
+            Some(bh) => {
+                let buf = Buf { bh };
+                // To be overwritten: whatever was checked no longer holds.
+                buf.clear_verified();
+                Ok(buf)
+            }
             None => {
                 crate::error!("block: no memory for a buffer of block {blocknr}");
                 Err(Errno::ENOMEM)
@@ -278,6 +283,23 @@ impl Buf {
             buf: self,
             _not_send: PhantomData,
         }
+    }
+
+    /// Whether the file system marked the bytes checked since they were last read from
+    /// the device (`BH_Verified`, which `bento_sb_bread` clears when it reads).
+    pub(crate) fn verified(&self) -> bool {
+        // SAFETY: The buffer is alive (type invariant).
+        unsafe { bindings::bento_buffer_verified(self.bh.as_ptr()) }
+    }
+
+    pub(crate) fn set_verified(&self) {
+        // SAFETY: The buffer is alive (type invariant); the bit is set atomically.
+        unsafe { bindings::bento_set_buffer_verified(self.bh.as_ptr()) };
+    }
+
+    pub(crate) fn clear_verified(&self) {
+        // SAFETY: The buffer is alive (type invariant); the bit is cleared atomically.
+        unsafe { bindings::bento_clear_buffer_verified(self.bh.as_ptr()) };
     }
 
     pub(crate) fn uptodate(&self) -> bool {

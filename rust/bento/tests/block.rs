@@ -193,3 +193,27 @@ fn concurrent_lockers_never_lose_updates() {
         assert!(img.block(1 + t)[..500].iter().all(|&x| x == 1));
     }
 }
+
+#[test]
+fn verified_mark_lasts_until_the_block_is_read_again() {
+    let img = Image::new("verified", 64);
+    let dev = BlockDevice::open_with_cache(&img.path, false, BS, 4).unwrap();
+    let b = dev.read(3).unwrap();
+    assert!(!b.verified(), "bytes just read are unchecked");
+    b.set_verified();
+    assert!(dev.read(3).unwrap().verified(), "the mark is the block's");
+    b.clear_verified();
+    assert!(!b.verified());
+    b.set_verified();
+    drop(b);
+    // Evicted (the cache holds 4 unreferenced blocks) and read again: unchecked.
+    for n in 10..20 {
+        dev.read(n).unwrap();
+    }
+    assert!(!dev.read(3).unwrap().verified());
+    // `get` is for a block about to be overwritten: whatever was checked is gone.
+    let c = dev.read(5).unwrap();
+    c.set_verified();
+    assert!(!dev.get(5).unwrap().verified());
+    assert!(!c.verified());
+}

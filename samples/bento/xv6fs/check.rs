@@ -37,7 +37,7 @@ use bento::{Errno, FileType, Result, Timespec};
 use crate::dir::{self, DirStore};
 use crate::hash::siphash13;
 use crate::layout::{
-    dir_checksum, inode_checksum, xattr_checksum, DiskInode, Superblock, BITS_PER_BLOCK,
+    dir_checksum, inode_checksum, xattr_checksum, DirHeader, DiskInode, Superblock, BITS_PER_BLOCK,
     BLOCK_SIZE, BLOCK_SIZE_U64, DIR_HEADER_SIZE, DIR_INDEX, DIR_LEAF, FLAG_INLINE_SYMLINK,
     INCOMPAT_SUPPORTED, INLINE_SYMLINK_MAX, INODES_PER_BLOCK, INODE_SIZE, MAGIC, MAX_FILE_BLOCKS,
     MIN_JOURNAL_BLOCKS, NDIRECT, PTRS_PER_BLOCK, ROOT_INO, RO_COMPAT_SUPPORTED, STATE_CLEAN,
@@ -721,11 +721,14 @@ impl Ctx<'_> {
     }
 }
 
-/// A directory changed in place by the repair, through dir.rs.
+/// A directory changed in place by the repair, through dir.rs. Every access checks the
+/// block's checksum (the repair also changes blocks outside dir.rs), except the first
+/// change of an appended block, which seals it (`fresh`).
 struct DevDir<'c, 'd> {
     ctx: &'c Ctx<'d>,
     ino: u32,
     inode: RefCell<DiskInode>,
+    fresh: RefCell<BTreeMap<u32, ()>>,
 }
 
 impl<'c, 'd> DevDir<'c, 'd> {
@@ -734,7 +737,28 @@ impl<'c, 'd> DevDir<'c, 'd> {
             ctx,
             ino,
             inode: RefCell::new(inode),
+            fresh: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// Checks the checksum of block `lblk` (bytes `b`) unless it is fresh.
+    fn check(&self, lblk: u32, b: &[u8]) -> Result {
+        let fresh = self.fresh.try_borrow().map_err(|_| Errno::EIO)?;
+        if fresh.contains_key(&lblk) {
+            return Ok(());
+        }
+        DirHeader::check_sum(b, self.ino, self.ctx.seed)
+    }
+
+    /// Block `lblk` was changed (and sealed) by `r`'s success: no longer fresh.
+    fn changed(&self, lblk: u32, r: Result) -> Result {
+        if r.is_ok() {
+            self.fresh
+                .try_borrow_mut()
+                .map_err(|_| Errno::EIO)?
+                .remove(&lblk);
+        }
+        r
     }
 
     fn open(ctx: &'c Ctx<'d>, ino: u32) -> Result<Self> {
@@ -769,12 +793,17 @@ impl DirStore for DevDir<'_, '_> {
     fn read(&self, lblk: u32, f: &mut dyn FnMut(&[u8]) -> Result) -> Result {
         let buf = self.ctx.dev.read(u64::from(self.block(lblk)?))?;
         let g = buf.lock();
+        self.check(lblk, &g)?;
         f(&g)
     }
 
     fn modify(&self, lblk: u32, f: &mut dyn FnMut(&mut [u8]) -> Result) -> Result {
         let b = self.block(lblk)?;
-        self.ctx.modify_block(b, f)
+        let r = self.ctx.modify_block(b, &mut |d| {
+            self.check(lblk, d)?;
+            f(d)
+        });
+        self.changed(lblk, r)
     }
 
     fn modify2(&self, a: u32, b: u32, f: &mut dyn FnMut(&mut [u8], &mut [u8]) -> Result) -> Result {
@@ -790,11 +819,14 @@ impl DirStore for DevDir<'_, '_> {
         let r = {
             let mut ga = ba.lock();
             let mut gb = bb.lock();
-            f(&mut ga, &mut gb)
+            self.check(a, &ga)
+                .and_then(|()| self.check(b, &gb))
+                .and_then(|()| f(&mut ga, &mut gb))
         };
         ba.mark_dirty();
         bb.mark_dirty();
-        r
+        let r = self.changed(a, r);
+        self.changed(b, r)
     }
 
     fn append(&self) -> Result<u32> {
@@ -803,7 +835,12 @@ impl DirStore for DevDir<'_, '_> {
         self.ctx.bmap_alloc(&mut inode, lblk)?;
         inode.size = inode.size.saturating_add(BLOCK_SIZE_U64);
         self.ctx.store_inode(self.ino, Some(&inode))?;
-        u32::try_from(lblk).map_err(|_| Errno::EFBIG)
+        let lblk = u32::try_from(lblk).map_err(|_| Errno::EFBIG)?;
+        self.fresh
+            .try_borrow_mut()
+            .map_err(|_| Errno::EIO)?
+            .insert(lblk, ())?;
+        Ok(lblk)
     }
 }
 

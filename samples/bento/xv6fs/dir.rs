@@ -30,13 +30,17 @@ pub trait DirStore {
     fn ino(&self) -> u32;
     /// The file system's checksum seed.
     fn seed(&self) -> u32;
-    /// Calls `f` with the bytes of block `lblk`.
+    /// Calls `f` with the bytes of block `lblk`, whose checksum is right
+    /// ([`DirHeader::check_sum`], checked once per read from the disk: the tree code
+    /// checks only the structure).
     fn read(&self, lblk: u32, f: &mut dyn FnMut(&[u8]) -> Result) -> Result;
-    /// Calls `f` to change block `lblk`.
+    /// Calls `f` to change block `lblk` (checksum right, as for `read`); `f` seals what
+    /// it changes.
     fn modify(&self, lblk: u32, f: &mut dyn FnMut(&mut [u8]) -> Result) -> Result;
     /// Calls `f` to change blocks `a` and `b` (distinct) together.
     fn modify2(&self, a: u32, b: u32, f: &mut dyn FnMut(&mut [u8], &mut [u8]) -> Result) -> Result;
-    /// Adds a zeroed block at the end of the directory; returns its logical number.
+    /// Adds a zeroed block at the end of the directory; returns its logical number. Its
+    /// first change (`modify`, `modify2`) must seal it.
     fn append(&self) -> Result<u32>;
 }
 
@@ -161,16 +165,20 @@ fn index_entry(b: &[u8], i: usize) -> (u64, u32) {
     (r.u64(at), r.u32(at.saturating_add(8)))
 }
 
-/// The child of index block `b` covering `key`.
+/// The child of index block `b` covering `key`: that of the last entry with a key not
+/// above `key` (entries are sorted by key; a binary search).
 fn index_child(b: &[u8], h: &DirHeader, key: u64, dir: u32) -> Result<u32> {
-    let mut child = None;
-    for i in 0..usize::from(h.count) {
-        let (k, c) = index_entry(b, i);
-        if k > key {
-            break;
+    // Entries before `lo` have keys ≤ `key`, entries from `hi` on have keys > `key`.
+    let (mut lo, mut hi) = (0usize, usize::from(h.count));
+    while lo < hi {
+        let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
+        if index_entry(b, mid).0 <= key {
+            lo = mid.saturating_add(1);
+        } else {
+            hi = mid;
         }
-        child = Some(c);
     }
+    let child = lo.checked_sub(1).map(|i| index_entry(b, i).1);
     child.filter(|c| *c != 0).ok_or_else(|| {
         corrupt(format_args!(
             "directory {dir}: no index entry for key {key:#x}"
@@ -178,8 +186,9 @@ fn index_child(b: &[u8], h: &DirHeader, key: u64, dir: u32) -> Result<u32> {
     })
 }
 
+/// The header of a block from the store (its checksum checked by the store).
 fn header(store: &dyn DirStore, b: &[u8]) -> Result<DirHeader> {
-    DirHeader::decode(b, store.ino(), store.seed())
+    DirHeader::parse(b, store.ino())
 }
 
 /// The path from the root to the leaf covering `key`: block numbers, root first.
@@ -232,8 +241,8 @@ fn descend(store: &dyn DirStore, key: u64) -> Result<Path> {
 }
 
 /// Visits entries in key order from the leaf covering `from`, across leaves, until `f`
-/// returns `false`. `f` sees only entries with key ≥ `from`.
-fn scan(store: &dyn DirStore, from: u64, f: &mut dyn FnMut(&DirEntry<'_>) -> bool) -> Result {
+/// returns `false`. `f` sees only entries with key ≥ `from`, with the leaf holding each.
+fn scan(store: &dyn DirStore, from: u64, f: &mut dyn FnMut(u32, &DirEntry<'_>) -> bool) -> Result {
     let mut lblk = descend(store, from)?.leaf();
     let mut hops = 0u64;
     loop {
@@ -244,7 +253,7 @@ fn scan(store: &dyn DirStore, from: u64, f: &mut dyn FnMut(&DirEntry<'_>) -> boo
             next = h.next_leaf;
             for_each_leaf_entry(b, &h, store.ino(), |_, e| {
                 if e.key >= from {
-                    go_on = f(&e);
+                    go_on = f(lblk, &e);
                 }
                 go_on
             })
@@ -268,7 +277,7 @@ fn scan(store: &dyn DirStore, from: u64, f: &mut dyn FnMut(&DirEntry<'_>) -> boo
 pub fn lookup(store: &dyn DirStore, hash: u64, name: &[u8]) -> Result<Option<(u32, FileType)>> {
     let base = base_key(hash);
     let mut found = None;
-    scan(store, base, &mut |e| {
+    scan(store, base, &mut |_, e| {
         if e.key > base | 3 {
             return false;
         }
@@ -289,26 +298,28 @@ pub fn readdir(
     emit: &mut dyn FnMut(&DirEntry<'_>) -> bool,
 ) -> Result {
     let from = u64::try_from(offset.saturating_sub(2)).unwrap_or(0);
-    scan(store, from, &mut |e| !emit(e))
+    scan(store, from, &mut |_, e| !emit(e))
 }
 
 /// Whether the directory has no entries.
 pub fn is_empty(store: &dyn DirStore) -> Result<bool> {
     let mut empty = true;
-    scan(store, 0, &mut |_| {
+    scan(store, 0, &mut |_, _| {
         empty = false;
         false
     })?;
     Ok(empty)
 }
 
-/// The key a new `name` gets: `EEXIST` if it is there, `ENOSPC` if four names already
-/// share its hash.
-fn free_key(store: &dyn DirStore, hash: u64, name: &[u8]) -> Result<u64> {
+/// The key a new `name` (with hash `hash`) gets, for [`insert_at`]: `EEXIST` if it is
+/// there, `ENOSPC` if four names already share its hash, `EINVAL` or `ENAMETOOLONG` for
+/// a bad name. Valid until the directory changes.
+pub fn new_key(store: &dyn DirStore, hash: u64, name: &[u8]) -> Result<u64> {
+    check_name(name)?;
     let base = base_key(hash);
     let mut taken = [false; 4];
     let mut exists = false;
-    scan(store, base, &mut |e| {
+    scan(store, base, &mut |_, e| {
         if e.key > base | 3 {
             return false;
         }
@@ -535,8 +546,13 @@ fn split_index_insert(store: &dyn DirStore, node: u32, key: u64, child: u32) -> 
 
 /// Adds `name` → `ino` (hash `hash`). `EEXIST` if the name is there.
 pub fn insert(store: &dyn DirStore, hash: u64, name: &[u8], ino: u32, kind: FileType) -> Result {
+    let key = new_key(store, hash, name)?;
+    insert_at(store, key, name, ino, kind)
+}
+
+/// Adds `name` → `ino` with key `key` from [`new_key`], the directory unchanged since.
+pub fn insert_at(store: &dyn DirStore, key: u64, name: &[u8], ino: u32, kind: FileType) -> Result {
     check_name(name)?;
-    let key = free_key(store, hash, name)?;
     let e = DirEntry {
         key,
         ino,
@@ -614,21 +630,32 @@ pub fn insert(store: &dyn DirStore, hash: u64, name: &[u8], ino: u32, kind: File
 
 /// Removes `name` (hash `hash`); returns the inode it named. `ENOENT` if absent.
 pub fn remove(store: &dyn DirStore, hash: u64, name: &[u8]) -> Result<(u32, FileType)> {
+    remove_if(store, hash, name, &mut |_, _| Ok(()))
+}
+
+/// [`remove`], if `check` accepts the inode and kind the name has (else its error, with
+/// nothing changed).
+pub fn remove_if(
+    store: &dyn DirStore,
+    hash: u64,
+    name: &[u8],
+    check: &mut dyn FnMut(u32, FileType) -> Result,
+) -> Result<(u32, FileType)> {
     let base = base_key(hash);
     // The entry may sit in a later leaf than the one covering `base`.
-    let mut key = None;
-    scan(store, base, &mut |e| {
+    let mut found = None;
+    scan(store, base, &mut |leaf, e| {
         if e.key > base | 3 {
             return false;
         }
         if e.name == name {
-            key = Some(e.key);
+            found = Some((leaf, e.key, e.ino, e.kind));
             return false;
         }
         true
     })?;
-    let key = key.ok_or(Errno::ENOENT)?;
-    let leaf = descend(store, key)?.leaf();
+    let (leaf, key, ino, kind) = found.ok_or(Errno::ENOENT)?;
+    check(ino, kind)?;
     let mut out = None;
     store.modify(leaf, &mut |b| {
         let mut h = header(store, b)?;
@@ -718,17 +745,40 @@ mod tests {
     use crate::hash::siphash13;
     use std::cell::RefCell;
 
+    /// Blocks in memory. Checksums are checked at every access, as the buffer cache
+    /// checks them at each read from the disk, except on blocks appended and not yet
+    /// changed (`fresh`).
     struct Mem {
         blocks: RefCell<Vec<Vec<u8>>>,
+        fresh: RefCell<Vec<bool>>,
     }
 
     impl Mem {
         fn new() -> Mem {
             let m = Mem {
                 blocks: RefCell::new(vec![vec![0u8; BLOCK_SIZE]]),
+                fresh: RefCell::new(vec![true]),
             };
             init(&m, 1).unwrap();
             m
+        }
+
+        fn get(&self, lblk: u32) -> Result<Vec<u8>> {
+            let b = self
+                .blocks
+                .borrow()
+                .get(lblk as usize)
+                .cloned()
+                .ok_or(Errno::EIO)?;
+            if !self.fresh.borrow()[lblk as usize] {
+                DirHeader::check_sum(&b, self.ino(), self.seed())?;
+            }
+            Ok(b)
+        }
+
+        fn put(&self, lblk: u32, b: Vec<u8>) {
+            self.blocks.borrow_mut()[lblk as usize] = b;
+            self.fresh.borrow_mut()[lblk as usize] = false;
         }
     }
 
@@ -740,23 +790,12 @@ mod tests {
             0x1234
         }
         fn read(&self, lblk: u32, f: &mut dyn FnMut(&[u8]) -> Result) -> Result {
-            let b = self
-                .blocks
-                .borrow()
-                .get(lblk as usize)
-                .cloned()
-                .ok_or(Errno::EIO)?;
-            f(&b)
+            f(&self.get(lblk)?)
         }
         fn modify(&self, lblk: u32, f: &mut dyn FnMut(&mut [u8]) -> Result) -> Result {
-            let mut b = self
-                .blocks
-                .borrow()
-                .get(lblk as usize)
-                .cloned()
-                .ok_or(Errno::EIO)?;
+            let mut b = self.get(lblk)?;
             f(&mut b)?;
-            self.blocks.borrow_mut()[lblk as usize] = b;
+            self.put(lblk, b);
             Ok(())
         }
         fn modify2(
@@ -766,16 +805,16 @@ mod tests {
             f: &mut dyn FnMut(&mut [u8], &mut [u8]) -> Result,
         ) -> Result {
             assert_ne!(a, b);
-            let mut x = self.blocks.borrow()[a as usize].clone();
-            let mut y = self.blocks.borrow()[b as usize].clone();
+            let (mut x, mut y) = (self.get(a)?, self.get(b)?);
             f(&mut x, &mut y)?;
-            self.blocks.borrow_mut()[a as usize] = x;
-            self.blocks.borrow_mut()[b as usize] = y;
+            self.put(a, x);
+            self.put(b, y);
             Ok(())
         }
         fn append(&self) -> Result<u32> {
             let mut v = self.blocks.borrow_mut();
             v.push(vec![0u8; BLOCK_SIZE]);
+            self.fresh.borrow_mut().push(true);
             Ok(v.len() as u32 - 1)
         }
     }

@@ -451,10 +451,13 @@ impl Xv6Fs {
         let kind = kind_of(mode)?;
         // Revokes: undoing a failed make frees the new inode's block (metadata).
         self.transact(NS_CREDITS, REVOKE_BUDGET, |h, st| {
-            if self.find(parent, name)?.is_some() {
-                return Err(Errno::EEXIST);
-            }
             let mut pi = self.iget(parent)?;
+            if pi.kind() != Some(FileType::Directory) {
+                return Err(Errno::ENOTDIR);
+            }
+            // EEXIST (and the name's checks) before anything is allocated.
+            let hash = self.hash(name);
+            let key = dir::new_key(&Dir::reader(self, parent, pi.clone()), hash, name)?;
             if kind == FileType::Directory && pi.nlink >= u32::from(u16::MAX) {
                 return Err(Errno::EMLINK);
             }
@@ -483,7 +486,7 @@ impl Xv6Fs {
             let made = init(self, h, st, ino, &mut inode).and_then(|()| {
                 self.iput(h, ino, &inode)?;
                 let d = Dir::writer(self, parent, pi.clone(), h, st);
-                dir::insert(&d, self.hash(name), name, ino, kind)?;
+                dir::insert_at(&d, key, name, ino, kind)?;
                 pi = d.into_inode();
                 Ok(())
             });
@@ -891,13 +894,24 @@ impl FileSystem for Xv6Fs {
         self.check_writable()?;
         let parent = ino32(parent)?;
         self.transact(NS_CREDITS, 0, |h, st| {
-            let (ino, kind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
-            if kind == FileType::Directory {
+            if name.len() > NAME_MAX {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            if name == b"." || name == b".." {
                 return Err(Errno::EISDIR);
             }
             let now = bento::time::now();
+            let mut ino = 0;
             self.edit_dir(h, st, parent, now, 0, |d| {
-                dir::remove(d, self.hash(name), name).map(|_| ())
+                let (i, _) = dir::remove_if(d, self.hash(name), name, &mut |_, kind| {
+                    if kind == FileType::Directory {
+                        Err(Errno::EISDIR)
+                    } else {
+                        Ok(())
+                    }
+                })?;
+                ino = i;
+                Ok(())
             })?;
             self.unlink_inode(h, st, ino, false, now)
         })
@@ -1369,7 +1383,11 @@ impl Xv6Fs {
         nlink_delta: i32,
         f: impl FnOnce(&Dir<'_, '_>) -> Result,
     ) -> Result {
-        let d = Dir::writer(self, dir, self.iget(dir)?, h, st);
+        let di = self.iget(dir)?;
+        if di.kind() != Some(FileType::Directory) {
+            return Err(Errno::ENOTDIR);
+        }
+        let d = Dir::writer(self, dir, di, h, st);
         f(&d)?;
         let mut di = d.into_inode();
         di.nlink = di.nlink.saturating_add_signed(nlink_delta);

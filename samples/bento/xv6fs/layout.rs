@@ -553,6 +553,27 @@ pub fn dir_checksum(b: &[u8], dir_ino: u32, seed: u32) -> u32 {
 impl DirHeader {
     /// Decodes and checks the header and checksum of a directory block.
     pub fn decode(b: &[u8], dir_ino: u32, seed: u32) -> Result<DirHeader> {
+        DirHeader::check_sum(b, dir_ino, seed)?;
+        DirHeader::parse(b, dir_ino)
+    }
+
+    /// Checks the checksum of directory block `b` of directory `dir_ino`.
+    pub fn check_sum(b: &[u8], dir_ino: u32, seed: u32) -> Result {
+        let r = Reader::new(b);
+        let stored = r.u32(20);
+        r.finish()?;
+        let sum = dir_checksum(b, dir_ino, seed);
+        if stored != sum {
+            return Err(corrupt(format_args!(
+                "directory {dir_ino}: block checksum {stored:#x}, computed {sum:#x}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decodes and checks the header of a directory block whose checksum was checked
+    /// ([`DirHeader::check_sum`]), perhaps earlier: its structure is checked each time.
+    pub fn parse(b: &[u8], dir_ino: u32) -> Result<DirHeader> {
         let r = Reader::new(b);
         let h = DirHeader {
             kind: r.u8(0),
@@ -562,14 +583,7 @@ impl DirHeader {
             next_leaf: r.u32(8),
             parent: r.u32(12),
         };
-        let stored = r.u32(20);
         r.finish()?;
-        let sum = dir_checksum(b, dir_ino, seed);
-        if stored != sum {
-            return Err(corrupt(format_args!(
-                "directory {dir_ino}: block checksum {stored:#x}, computed {sum:#x}"
-            )));
-        }
         let fits = usize::from(h.used) <= BLOCK_SIZE.saturating_sub(DIR_HEADER_SIZE);
         let ok = match h.kind {
             DIR_LEAF => h.level == 0 && fits,

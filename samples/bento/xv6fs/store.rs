@@ -4,12 +4,13 @@
 
 use core::cell::RefCell;
 
+use bento::block::Buffer;
 use bento::journal::Handle;
 use bento::{Errno, Result};
 
 use crate::dir::DirStore;
 use crate::fs::{State, Xv6Fs};
-use crate::layout::{DiskInode, BLOCK_SIZE_U64};
+use crate::layout::{DirHeader, DiskInode, BLOCK_SIZE_U64};
 
 /// One directory, possibly being changed in transaction `h`.
 pub struct Dir<'a, 'h> {
@@ -79,6 +80,27 @@ impl<'a, 'h> Dir<'a, 'h> {
     }
 }
 
+impl Dir<'_, '_> {
+    /// Checks the checksum of directory block `b` (the bytes of `buf`, locked) unless it
+    /// was checked since it was read from the disk; marks it checked.
+    fn check(&self, buf: &Buffer, b: &[u8]) -> Result {
+        if !buf.verified() {
+            DirHeader::check_sum(b, self.ino, self.fs.seed)?;
+            buf.set_verified();
+        }
+        Ok(())
+    }
+}
+
+/// `r`, forgetting that `buf` was checked if `r` failed: a change that failed half-way
+/// may have left the block unsealed.
+fn unchecked_on_error(buf: &Buffer, r: Result) -> Result {
+    if r.is_err() {
+        buf.clear_verified();
+    }
+    r
+}
+
 impl DirStore for Dir<'_, '_> {
     fn ino(&self) -> u32 {
         self.ino
@@ -91,13 +113,17 @@ impl DirStore for Dir<'_, '_> {
     fn read(&self, lblk: u32, f: &mut dyn FnMut(&[u8]) -> Result) -> Result {
         let buf = self.fs.dev.read(self.block(lblk)?)?;
         let g = buf.lock();
+        self.check(&buf, &g)?;
         f(&g)
     }
 
     fn modify(&self, lblk: u32, f: &mut dyn FnMut(&mut [u8]) -> Result) -> Result {
         let (h, _) = self.tx.as_ref().ok_or(Errno::EROFS)?;
         let buf = self.fs.dev.read(self.block(lblk)?)?;
-        h.modify(&buf, |b| f(b))?
+        h.modify(&buf, |b| {
+            self.check(&buf, b)?;
+            unchecked_on_error(&buf, f(b))
+        })?
     }
 
     fn modify2(&self, a: u32, b: u32, f: &mut dyn FnMut(&mut [u8], &mut [u8]) -> Result) -> Result {
@@ -106,7 +132,14 @@ impl DirStore for Dir<'_, '_> {
             self.fs.dev.read(self.block(a)?)?,
             self.fs.dev.read(self.block(b)?)?,
         );
-        h.modify(&ba, |x| h.modify(&bb, |y| f(x, y))?)?
+        h.modify(&ba, |x| {
+            self.check(&ba, x)?;
+            h.modify(&bb, |y| {
+                self.check(&bb, y)?;
+                let r = unchecked_on_error(&bb, f(x, y));
+                unchecked_on_error(&ba, r)
+            })?
+        })?
     }
 
     fn append(&self) -> Result<u32> {
@@ -119,6 +152,8 @@ impl DirStore for Dir<'_, '_> {
             .bmap(Some(&mut st), Some(h), self.ino, &mut inode, lblk)?;
         let buf = self.fs.dev.get(u64::from(b))?;
         h.create(&buf, |d| d.fill(0))?;
+        // Sealed by its first change, in this transaction (the `append` contract).
+        buf.set_verified();
         inode.size = inode.size.saturating_add(BLOCK_SIZE_U64);
         self.fs.iput(h, self.ino, &inode)?;
         u32::try_from(lblk).map_err(|_| Errno::EFBIG)
