@@ -1,9 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The file system: mount, the superblock state, and the [`FileSystem`] operations.
 //!
-//! Locking: one reader-writer lock per mount (`Xv6Fs::state`). Operations that change
-//! anything take it for writing inside a journal handle, lookups and reads share it.
-//! Simple and obviously correct; finer locking is a later optimisation.
+//! Locking, outermost first (a lock is never taken while holding one further down):
+//! - the **mount lock** (`Xv6Fs::state`, a reader-writer lock): every operation shares
+//!   it; those changing several inodes at once (`rename`, `rmdir`, `link`), mount and
+//!   remount's own work and the upgrade's export hold it alone ([`Access`]);
+//! - the **inode locks** ([`Xv6Fs::ilock`], a table of reader-writer locks shared by
+//!   inode number): held for writing to change an inode (its fields, its block tree, a
+//!   directory's entries), for reading to read a block tree or a directory. A thread
+//!   holds **one at a time**: `unlink` removes the entry under the directory's lock,
+//!   then drops the link under the file's, in one transaction (a crash keeps both or
+//!   neither). Reading an inode's fields alone needs no lock: an inode is read and
+//!   written whole under its block's buffer lock;
+//! - the **orphan list** (`State::orphans`): its links (`orphan_next`) are its own, not
+//!   the inodes' ([`Xv6Fs::iput`] keeps the link on disk);
+//! - the **allocators** (`State::blocks`, `State::inodes`; never both at once);
+//! - buffer locks (inside the block and journal services).
+//!
+//! So operations on different directories and files run in parallel. Nothing depends
+//! on the VFS's own locking (the FUSE build is reached by several threads too).
 //!
 //! **A journal handle is the outermost lock** (jbd2's rule, which ext4 follows): a write
 //! starts its handle *before* taking the state lock and stops it *after* releasing it
@@ -24,12 +39,12 @@
 //! ([`State`]: allocator counts and hints, the orphan set, the generation) goes in the
 //! blob. The on-disk structures are re-read from the buffer cache, never rescanned.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use bento::block::BlockDevice;
-use bento::collections::BTreeMap;
+use bento::collections::{BTreeMap, Vec};
 use bento::journal::{Handle, Journal};
-use bento::sync::{Arc, RwLock};
+use bento::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use bento::types::{rename_flags, whence, xattr_flags};
 use bento::upgrade::Handover;
 use bento::{
@@ -63,24 +78,51 @@ const SB_CREDITS: u32 = 1;
 /// How many times an allocation that ran out of space is retried after a commit.
 const ALLOC_RETRIES: u32 = 3;
 
-/// Mutable state of a mount, under its lock.
+/// What a mount keeps in memory, under the mount lock; each part has its own lock (see
+/// the module documentation), so operations sharing the mount lock use them in parallel.
 pub struct State {
     /// Block allocator.
-    pub(crate) blocks: Bitmap,
+    pub(crate) blocks: Mutex<Bitmap>,
     /// Inode allocator.
-    pub(crate) inodes: Bitmap,
-    /// First orphan (mirror of the superblock field).
-    pub(crate) orphan_head: u32,
-    /// The inodes on the orphan list, filled from the disk before the first change to
-    /// it ([`Xv6Fs::process_orphans`]). An inode goes on the list once, whatever its
-    /// reasons (no links left, a truncation in progress), and comes off once.
-    pub(crate) orphans: BTreeMap<u32, ()>,
-    /// `orphans` was filled from the disk (a read-write mount; a read-only one leaves it
-    /// empty until it becomes read-write).
-    pub(crate) orphans_loaded: bool,
-    /// Generation for the next new inode.
-    pub(crate) generation: u32,
+    pub(crate) inodes: Mutex<Bitmap>,
+    /// The orphan list.
+    pub(crate) orphans: Mutex<Orphans>,
+    /// Generation of the last new inode.
+    pub(crate) generation: AtomicU32,
 }
+
+impl State {
+    /// The state of a mount from its allocators, orphan list and inode generation.
+    pub(crate) fn new(
+        blocks: Bitmap,
+        inodes: Bitmap,
+        orphans: Orphans,
+        generation: u32,
+    ) -> Result<State> {
+        Ok(State {
+            blocks: bento::new_mutex!(blocks, "xv6fs::block_allocator")?,
+            inodes: bento::new_mutex!(inodes, "xv6fs::inode_allocator")?,
+            orphans: bento::new_mutex!(orphans, "xv6fs::orphans")?,
+            generation: AtomicU32::new(generation),
+        })
+    }
+}
+
+/// The orphan list in memory.
+pub struct Orphans {
+    /// First orphan (mirror of the superblock field).
+    pub(crate) head: u32,
+    /// The inodes on the list, filled from the disk before the first change to it
+    /// ([`Xv6Fs::process_orphans`]). An inode goes on the list once, whatever its
+    /// reasons (no links left, a truncation in progress), and comes off once.
+    pub(crate) set: BTreeMap<u32, ()>,
+    /// `set` was filled from the disk (a read-write mount; a read-only one leaves it
+    /// empty until it becomes read-write).
+    pub(crate) loaded: bool,
+}
+
+/// How many inode locks a mount has ([`Xv6Fs::ilock`]): inodes share them by number.
+const INODE_LOCKS: usize = 64;
 
 /// A mounted xv6fs.
 pub struct Xv6Fs {
@@ -92,7 +134,10 @@ pub struct Xv6Fs {
     pub(crate) seed: u32,
     /// Mounted read-only (`remount` changes it).
     pub(crate) read_only: AtomicBool,
+    /// The mount lock and the state it guards (see the module documentation).
     pub(crate) state: RwLock<State>,
+    /// The inode locks, [`INODE_LOCKS`] of them.
+    ilocks: Vec<RwLock<()>>,
 }
 
 fn ino32(ino: Ino) -> Result<u32> {
@@ -103,13 +148,17 @@ fn kind_of(mode: u32) -> Result<FileType> {
     FileType::from_mode(mode).ok_or(Errno::EINVAL)
 }
 
-/// Whether transactions check that the mount is writable ([`Xv6Fs::tx`]).
+/// How a transaction holds the mount ([`Xv6Fs::tx`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Access {
-    /// An operation: `EROFS` on a read-only mount.
+    /// An operation: shares the mount (it takes the inode locks it needs); `EROFS` on a
+    /// read-only mount.
     Checked,
+    /// An operation changing several inodes at once: holds the mount alone; `EROFS` on a
+    /// read-only mount.
+    Alone,
     /// Mount and remount's own work (orphans, the superblock state), done while the
-    /// mount is still read-only to the world.
+    /// mount is still read-only to the world: holds the mount alone.
     Internal,
 }
 
@@ -128,6 +177,20 @@ impl Xv6Fs {
         self.read_only.load(Ordering::Acquire)
     }
 
+    /// The lock of inode `ino` (see the module documentation: one at a time).
+    pub(crate) fn ilock(&self, ino: u32) -> Result<&RwLock<()>> {
+        let i = usize::try_from(ino)
+            .ok()
+            .and_then(|i| i.checked_rem(INODE_LOCKS))
+            .unwrap_or(0);
+        self.ilocks.get(i).ok_or(Errno::EIO)
+    }
+
+    /// Locks inode `ino` for changing.
+    pub(crate) fn ilock_write(&self, ino: u32) -> Result<RwLockWriteGuard<'_, ()>> {
+        Ok(self.ilock(ino)?.write())
+    }
+
     fn check_writable(&self) -> Result {
         if self.is_read_only() {
             Err(Errno::EROFS)
@@ -136,40 +199,45 @@ impl Xv6Fs {
         }
     }
 
-    /// Runs `f` in one transaction with the state locked for writing, in jbd2's order:
-    /// the handle (`credits` blocks, `revokes` revoke records) is started before the lock
-    /// is taken and stopped after it is released. `EROFS` on a read-only mount (checked
-    /// again under the lock, so nothing changes once `remount` made the mount read-only).
-    /// On a thread already holding a handle (the framework's), the handle nests in it.
+    /// Runs `f` in one transaction, sharing the mount lock, in jbd2's order: the handle
+    /// (`credits` blocks, `revokes` revoke records) is started before the lock is taken
+    /// and stopped after it is released; `f` takes the inode locks it needs. `EROFS` on a
+    /// read-only mount (checked again under the lock, so nothing changes once `remount`
+    /// made the mount read-only). On a thread already holding a handle (the
+    /// framework's), the handle nests in it.
     fn transact<R>(
         &self,
         credits: u32,
         revokes: u32,
-        f: impl FnOnce(&Handle<'_>, &mut State) -> Result<R>,
+        f: impl FnOnce(&Handle<'_>, &State) -> Result<R>,
     ) -> Result<R> {
         self.tx(Access::Checked, credits, revokes, f)
     }
 
-    /// [`Xv6Fs::transact`], checking writability or not.
+    /// [`Xv6Fs::transact`], holding the mount as `access` says.
     fn tx<R>(
         &self,
         access: Access,
         credits: u32,
         revokes: u32,
-        f: impl FnOnce(&Handle<'_>, &mut State) -> Result<R>,
+        f: impl FnOnce(&Handle<'_>, &State) -> Result<R>,
     ) -> Result<R> {
-        let checked = access == Access::Checked;
+        let checked = access != Access::Internal;
         if checked {
             self.check_writable()?;
         }
         let h = self.journal.start_with_revokes(credits, revokes)?;
-        let r = {
-            let mut st = self.state.write();
+        let run = |st: &State| {
             if checked && self.is_read_only() {
                 Err(Errno::EROFS)
             } else {
-                f(&h, &mut st)
+                f(&h, st)
             }
+        };
+        let r = if access == Access::Checked {
+            run(&self.state.read())
+        } else {
+            run(&self.state.write())
         };
         let stopped = h.stop();
         let r = r?;
@@ -185,7 +253,7 @@ impl Xv6Fs {
     /// operation fails with `ENOSPC`, which the framework retries after it committed
     /// itself.
     fn commit_for_space(&self) -> Result<bool> {
-        let free = self.state.read().blocks.free();
+        let free = self.state.read().blocks.lock().free();
         let data = u64::from(self.sb.data_start);
         let len = u64::from(self.sb.nblocks).saturating_sub(data);
         if free == 0 || self.journal.first_pending(data, len).is_none() {
@@ -228,82 +296,79 @@ impl Xv6Fs {
         h.modify(&buf, |b| sb.encode(b))?
     }
 
-    /// Puts inode `ino` on the orphan list (`inode` is its in-memory copy, written by
-    /// the caller), unless it is on it already.
-    fn orphan_add(
-        &self,
-        h: &Handle<'_>,
-        st: &mut State,
-        ino: u32,
-        inode: &mut DiskInode,
-    ) -> Result {
-        if st.orphans.contains_key(&ino) {
+    /// Puts inode `ino` on the orphan list (its link written here; `inode`, its
+    /// in-memory copy, is written by the caller), unless it is on it already.
+    fn orphan_add(&self, h: &Handle<'_>, st: &State, ino: u32, inode: &mut DiskInode) -> Result {
+        let mut o = st.orphans.lock();
+        if o.set.contains_key(&ino) {
             return Ok(());
         }
-        st.orphans.insert(ino, ())?;
-        if let Err(e) = self.write_sb(h, ino, false) {
-            st.orphans.remove(&ino);
+        o.set.insert(ino, ())?;
+        let r = self
+            .set_orphan_link(h, ino, o.head)
+            .and_then(|()| self.write_sb(h, ino, false));
+        if let Err(e) = r {
+            o.set.remove(&ino);
             return Err(e);
         }
-        inode.orphan_next = st.orphan_head;
-        st.orphan_head = ino;
+        inode.orphan_next = o.head;
+        o.head = ino;
         Ok(())
     }
 
-    /// Takes inode `ino` off the orphan list if it is on it (`inode` is its in-memory
-    /// copy, written by the caller).
-    fn orphan_remove(
-        &self,
-        h: &Handle<'_>,
-        st: &mut State,
-        ino: u32,
-        inode: &mut DiskInode,
-    ) -> Result {
-        if !st.orphans.contains_key(&ino) {
+    /// Takes inode `ino` off the orphan list if it is on it (its link written here;
+    /// `inode`, its in-memory copy, is written by the caller).
+    fn orphan_remove(&self, h: &Handle<'_>, st: &State, ino: u32, inode: &mut DiskInode) -> Result {
+        let mut o = st.orphans.lock();
+        if !o.set.contains_key(&ino) {
             return Ok(());
         }
-        if st.orphan_head == ino {
-            self.write_sb(h, inode.orphan_next, false)?;
-            st.orphan_head = inode.orphan_next;
+        // The link on disk is the list's (another thread may have changed it since
+        // `inode` was read).
+        let next = self.iread(ino)?.orphan_next;
+        if o.head == ino {
+            self.write_sb(h, next, false)?;
+            o.head = next;
         } else {
-            let mut prev = st.orphan_head;
+            let mut prev = o.head;
             let mut steps = 0u32;
             loop {
                 if prev == 0 {
                     return Err(corrupt(format_args!("orphan list: inode {ino} missing")));
                 }
-                let mut p = self.iread(prev)?;
-                if p.orphan_next == ino {
-                    p.orphan_next = inode.orphan_next;
-                    self.iput(h, prev, &p)?;
+                let p = self.iread(prev)?.orphan_next;
+                if p == ino {
+                    self.set_orphan_link(h, prev, next)?;
                     break;
                 }
-                prev = p.orphan_next;
+                prev = p;
                 steps = steps.saturating_add(1);
                 if steps > self.sb.ninodes {
                     return Err(corrupt(format_args!("orphan list loops")));
                 }
             }
         }
+        self.set_orphan_link(h, ino, 0)?;
         inode.orphan_next = 0;
-        st.orphans.remove(&ino);
+        o.set.remove(&ino);
         Ok(())
     }
 
     /// Reads the orphan list from the disk into `st.orphans`.
-    fn load_orphans(&self, st: &mut State) -> Result {
-        st.orphans.clear();
-        st.orphans_loaded = false;
-        let mut ino = st.orphan_head;
+    fn load_orphans(&self, st: &State) -> Result {
+        let mut o = st.orphans.lock();
+        o.set.clear();
+        o.loaded = false;
+        let mut ino = o.head;
         let mut steps = 0u32;
         while ino != 0 {
-            if st.orphans.insert(ino, ())?.is_some() || steps > self.sb.ninodes {
+            if o.set.insert(ino, ())?.is_some() || steps > self.sb.ninodes {
                 return Err(corrupt(format_args!("orphan list loops")));
             }
             ino = self.iread(ino)?.orphan_next;
             steps = steps.saturating_add(1);
         }
-        st.orphans_loaded = true;
+        o.loaded = true;
         Ok(())
     }
 
@@ -314,6 +379,7 @@ impl Xv6Fs {
             // One more revoke than a truncation chunk uses: the xattr block.
             let revokes = REVOKE_BUDGET.saturating_add(1);
             let done = self.tx(access, NS_CREDITS, revokes, |h, st| {
+                let _il = self.ilock_write(ino)?;
                 let mut inode = self.iread(ino)?;
                 let done = if inode.flags & FLAG_INLINE_SYMLINK != 0 {
                     Ok(true)
@@ -327,13 +393,13 @@ impl Xv6Fs {
                 }
                 if inode.xattr_block != 0 {
                     let b = inode.xattr_block;
-                    st.blocks.release(&self.dev, h, b)?;
+                    st.blocks.lock().release(&self.dev, h, b)?;
                     h.revoke(u64::from(b))?;
                     self.journal.defer_free(h.tid(), u64::from(b), 1)?;
                 }
                 self.orphan_remove(h, st, ino, &mut inode)?;
                 self.iput(h, ino, &DiskInode::default())?;
-                st.inodes.release(&self.dev, h, ino)?;
+                st.inodes.lock().release(&self.dev, h, ino)?;
                 Ok(true)
             })?;
             if done {
@@ -345,18 +411,16 @@ impl Xv6Fs {
     /// After a crash (at mount, or when a read-only mount becomes read-write): frees
     /// or truncates every inode on the orphan list.
     fn process_orphans(&self) -> Result {
-        {
-            let mut st = self.state.write();
-            self.load_orphans(&mut st)?;
-        }
+        self.load_orphans(&self.state.write())?;
         let mut n = 0u32;
         loop {
             let (ino, inode) = {
                 let st = self.state.read();
-                if st.orphan_head == 0 {
+                let head = st.orphans.lock().head;
+                if head == 0 {
                     break;
                 }
-                (st.orphan_head, self.iread(st.orphan_head)?)
+                (head, self.iread(head)?)
             };
             if inode.nlink == 0 {
                 self.release_inode(Access::Internal, ino)?;
@@ -384,6 +448,7 @@ impl Xv6Fs {
         let keep = size.div_ceil(BLOCK_SIZE_U64);
         loop {
             let done = self.tx(access, NS_CREDITS, REVOKE_BUDGET, |h, st| {
+                let _il = self.ilock_write(ino)?;
                 let mut inode = self.iget(ino)?;
                 let done = self.free_from(st, h, ino, &mut inode, keep);
                 // Keep the inode in step with the bitmap, even after an error.
@@ -430,7 +495,7 @@ impl Xv6Fs {
         name: &[u8],
         mode: u32,
         rdev: u32,
-        init: &dyn Fn(&Xv6Fs, &Handle<'_>, &mut State, u32, &mut DiskInode) -> Result,
+        init: &dyn Fn(&Xv6Fs, &Handle<'_>, &State, u32, &mut DiskInode) -> Result,
     ) -> Result<Entry> {
         self.retry_enospc(|| self.make_once(req, parent, name, mode, rdev, init))
     }
@@ -443,7 +508,7 @@ impl Xv6Fs {
         name: &[u8],
         mode: u32,
         rdev: u32,
-        init: &dyn Fn(&Xv6Fs, &Handle<'_>, &mut State, u32, &mut DiskInode) -> Result,
+        init: &dyn Fn(&Xv6Fs, &Handle<'_>, &State, u32, &mut DiskInode) -> Result,
     ) -> Result<Entry> {
         self.check_writable()?;
         dir::check_name(name)?;
@@ -451,6 +516,7 @@ impl Xv6Fs {
         let kind = kind_of(mode)?;
         // Revokes: undoing a failed make frees the new inode's block (metadata).
         self.transact(NS_CREDITS, REVOKE_BUDGET, |h, st| {
+            let _pl = self.ilock_write(parent)?;
             let mut pi = self.iget(parent)?;
             if pi.kind() != Some(FileType::Directory) {
                 return Err(Errno::ENOTDIR);
@@ -462,10 +528,13 @@ impl Xv6Fs {
                 return Err(Errno::EMLINK);
             }
             let pattr = self.attr(parent, &pi)?;
-            let ino = st.inodes.alloc(&self.dev, h, None, &|_| true)?;
+            let ino = st.inodes.lock().alloc(&self.dev, h, None, &|_| true)?;
             let (uid, gid, perm) = new_inode_owner(req, &pattr, kind, mode);
             let now = bento::time::now();
-            st.generation = st.generation.wrapping_add(1);
+            let generation = st
+                .generation
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1);
             let mut inode = DiskInode {
                 mode: kind.mode_bits() | perm,
                 uid,
@@ -475,7 +544,7 @@ impl Xv6Fs {
                 mtime: now,
                 ctime: now,
                 crtime: now,
-                generation: st.generation,
+                generation,
                 rdev: if matches!(kind, FileType::CharDevice | FileType::BlockDevice) {
                     rdev
                 } else {
@@ -484,7 +553,7 @@ impl Xv6Fs {
                 ..DiskInode::default()
             };
             let made = init(self, h, st, ino, &mut inode).and_then(|()| {
-                self.iput(h, ino, &inode)?;
+                self.iput_new(h, ino, &inode)?;
                 let d = Dir::writer(self, parent, pi.clone(), h, st);
                 dir::insert_at(&d, key, name, ino, kind)?;
                 pi = d.into_inode();
@@ -493,8 +562,8 @@ impl Xv6Fs {
             if let Err(e) = made {
                 // Undo in the same transaction: the number and any blocks go back.
                 let _ = self.free_from(st, h, ino, &mut inode, 0);
-                let _ = self.iput(h, ino, &DiskInode::default());
-                let _ = st.inodes.release(&self.dev, h, ino);
+                let _ = self.iput_new(h, ino, &DiskInode::default());
+                let _ = st.inodes.lock().release(&self.dev, h, ino);
                 return Err(e);
             }
             if kind == FileType::Directory {
@@ -513,7 +582,7 @@ impl Xv6Fs {
     fn unlink_inode(
         &self,
         h: &Handle<'_>,
-        st: &mut State,
+        st: &State,
         ino: u32,
         dir_gone: bool,
         now: Timespec,
@@ -576,14 +645,13 @@ impl FileSystem for Xv6Fs {
             FIRST_INODE,
             INODE_BITMAP,
         )?;
-        let state = State {
-            blocks,
-            inodes,
-            orphan_head: sb.orphan_head,
-            orphans: BTreeMap::new(),
-            orphans_loaded: false,
-            generation: u32::try_from(bento::time::now().sec & 0xffff_ffff).unwrap_or(0),
+        let orphans = Orphans {
+            head: sb.orphan_head,
+            set: BTreeMap::new(),
+            loaded: false,
         };
+        let generation = u32::try_from(bento::time::now().sec & 0xffff_ffff).unwrap_or(0);
+        let state = State::new(blocks, inodes, orphans, generation)?;
         let fs = Xv6Fs::assemble(dev, journal, sb, read_only, state)?;
         let root = fs.iget(ROOT_INO)?;
         if root.kind() != Some(FileType::Directory) {
@@ -599,10 +667,10 @@ impl FileSystem for Xv6Fs {
     const STATE_VERSION: u32 = crate::upgrade::STATE_VERSION;
 
     /// Hands the device, the journal and the in-memory state to the next version. The
-    /// state lock is held (shared) while the blob is written; nothing is stopped, so
+    /// mount lock is held (alone) while the blob is written; nothing is stopped, so
     /// `resume` has nothing to restart and this instance stays usable as it is.
     fn export_state(&self) -> Result<Handover> {
-        let st = self.state.read();
+        let st = self.state.write();
         let mut state = Handover::new(Self::STATE_VERSION, self.is_read_only());
         crate::upgrade::encode(&st, &self.sb, &mut state)?;
         state.set_device(self.dev.clone());
@@ -653,7 +721,7 @@ impl FileSystem for Xv6Fs {
             // open).
             (false, false) => {
                 return self.tx(Access::Internal, SB_CREDITS, 0, |h, st| {
-                    self.write_sb(h, st.orphan_head, false)
+                    self.write_sb(h, st.orphans.lock().head, false)
                 })
             }
             _ => {}
@@ -664,7 +732,7 @@ impl FileSystem for Xv6Fs {
             self.read_only.store(true, Ordering::Release);
             let r = self
                 .tx(Access::Internal, SB_CREDITS, 0, |h, st| {
-                    self.write_sb(h, st.orphan_head, true)
+                    self.write_sb(h, st.orphans.lock().head, true)
                 })
                 .and_then(|()| self.journal.force_commit())
                 .and_then(|()| self.dev.sync());
@@ -692,7 +760,12 @@ impl FileSystem for Xv6Fs {
 
     fn lookup(&self, _req: &Request, parent: Ino, name: &[u8]) -> Result<Entry> {
         let _st = self.state.read();
-        match self.find(ino32(parent)?, name)? {
+        let parent = ino32(parent)?;
+        let found = {
+            let _pl = self.ilock(parent)?.read();
+            self.find(parent, name)?
+        };
+        match found {
             Some((ino, _)) => self.entry(ino),
             None => Err(Errno::ENOENT),
         }
@@ -747,6 +820,7 @@ impl FileSystem for Xv6Fs {
                 // rest of the block holding the new end (file data is its business), so
                 // a later extension reads zeros.
                 truncated = self.transact(NS_CREDITS, 0, |h, st| {
+                    let _il = self.ilock_write(ino)?;
                     let mut inode = self.iget(ino)?;
                     check_size(&inode, size)?;
                     if size >= inode.size {
@@ -768,6 +842,7 @@ impl FileSystem for Xv6Fs {
             SETATTR_CREDITS
         };
         self.transact(credits, 0, |h, st| {
+            let _il = self.ilock_write(ino)?;
             let mut inode = self.iget(ino)?;
             if let Some(size) = set.size {
                 check_size(&inode, size)?;
@@ -808,6 +883,7 @@ impl FileSystem for Xv6Fs {
     fn readlink(&self, _req: &Request, ino: Ino, buf: &mut [u8]) -> Result<usize> {
         let _st = self.state.read();
         let ino = ino32(ino)?;
+        let _il = self.ilock(ino)?.read();
         let mut inode = self.iget(ino)?;
         if inode.kind() != Some(FileType::Symlink) {
             return Err(Errno::EINVAL);
@@ -902,17 +978,23 @@ impl FileSystem for Xv6Fs {
             }
             let now = bento::time::now();
             let mut ino = 0;
-            self.edit_dir(h, st, parent, now, 0, |d| {
-                let (i, _) = dir::remove_if(d, self.hash(name), name, &mut |_, kind| {
-                    if kind == FileType::Directory {
-                        Err(Errno::EISDIR)
-                    } else {
-                        Ok(())
-                    }
+            {
+                let _pl = self.ilock_write(parent)?;
+                self.edit_dir(h, st, parent, now, 0, |d| {
+                    let (i, _) = dir::remove_if(d, self.hash(name), name, &mut |_, kind| {
+                        if kind == FileType::Directory {
+                            Err(Errno::EISDIR)
+                        } else {
+                            Ok(())
+                        }
+                    })?;
+                    ino = i;
+                    Ok(())
                 })?;
-                ino = i;
-                Ok(())
-            })?;
+            }
+            // Then the file, under its own lock (one inode lock at a time), in the same
+            // transaction.
+            let _il = self.ilock_write(ino)?;
             self.unlink_inode(h, st, ino, false, now)
         })
     }
@@ -920,7 +1002,7 @@ impl FileSystem for Xv6Fs {
     fn rmdir(&self, _req: &Request, parent: Ino, name: &[u8]) -> Result {
         self.check_writable()?;
         let parent = ino32(parent)?;
-        self.transact(NS_CREDITS, 0, |h, st| {
+        self.tx(Access::Alone, NS_CREDITS, 0, |h, st| {
             let (ino, kind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
             if kind != FileType::Directory {
                 return Err(Errno::ENOTDIR);
@@ -953,7 +1035,7 @@ impl FileSystem for Xv6Fs {
             return Err(Errno::EINVAL);
         }
         let (parent, newparent) = (ino32(parent)?, ino32(newparent)?);
-        self.transact(NS_CREDITS, 0, |h, st| {
+        self.tx(Access::Alone, NS_CREDITS, 0, |h, st| {
             let (src, skind) = self.find(parent, name)?.ok_or(Errno::ENOENT)?;
             let dst = self.find(newparent, newname)?;
             if parent == newparent && name == newname {
@@ -1016,7 +1098,7 @@ impl FileSystem for Xv6Fs {
         self.check_writable()?;
         dir::check_name(newname)?;
         let (ino, newparent) = (ino32(ino)?, ino32(newparent)?);
-        self.transact(NS_CREDITS, 0, |h, st| {
+        self.tx(Access::Alone, NS_CREDITS, 0, |h, st| {
             let mut inode = self.iget(ino)?;
             if inode.kind() == Some(FileType::Directory) {
                 return Err(Errno::EPERM);
@@ -1078,6 +1160,7 @@ impl FileSystem for Xv6Fs {
     ) -> Result {
         let _st = self.state.read();
         let ino32 = ino32(ino)?;
+        let _il = self.ilock(ino32)?.read();
         let inode = self.iget(ino32)?;
         if inode.kind() != Some(FileType::Directory) {
             return Err(Errno::ENOTDIR);
@@ -1100,13 +1183,18 @@ impl FileSystem for Xv6Fs {
     }
 
     fn statfs(&self, _req: &Request, _ino: Ino) -> Result<Statfs> {
-        let st = self.state.read();
+        let (bfree, ffree) = {
+            let st = self.state.read();
+            let bfree = st.blocks.lock().free();
+            let ffree = st.inodes.lock().free();
+            (bfree, ffree)
+        };
         Ok(Statfs {
             blocks: u64::from(self.sb.nblocks.saturating_sub(self.sb.data_start)),
-            bfree: u64::from(st.blocks.free()),
-            bavail: u64::from(st.blocks.free()),
+            bfree: u64::from(bfree),
+            bavail: u64::from(bfree),
             files: u64::from(self.sb.ninodes.saturating_sub(1)),
-            ffree: u64::from(st.inodes.free()),
+            ffree: u64::from(ffree),
             bsize: BLOCK_SIZE as u32,
             namelen: NAME_MAX as u32,
             frsize: BLOCK_SIZE as u32,
@@ -1123,6 +1211,7 @@ impl FileSystem for Xv6Fs {
     fn getxattr(&self, req: &Request, ino: Ino, name: &[u8], buf: &mut [u8]) -> Result<usize> {
         let _st = self.state.read();
         let ino = ino32(ino)?;
+        let _il = self.ilock(ino)?.read();
         let (ns, short) = xattr::split_name(req, name, false)?;
         let inode = self.iget(ino)?;
         if xattr::is_version_attr(ino, ns, short) {
@@ -1134,6 +1223,7 @@ impl FileSystem for Xv6Fs {
     fn listxattr(&self, req: &Request, ino: Ino, buf: &mut [u8]) -> Result<usize> {
         let _st = self.state.read();
         let ino = ino32(ino)?;
+        let _il = self.ilock(ino)?.read();
         xattr::list(self, req, ino, &self.iget(ino)?, buf)
     }
 
@@ -1184,6 +1274,7 @@ impl FileSystem for Xv6Fs {
         loop {
             let from = fblk;
             let r = self.transact(NS_CREDITS, 0, |h, st| {
+                let _il = self.ilock_write(ino)?;
                 let mut inode = self.iget(ino)?;
                 check_regular(&inode)?;
                 let mut budget = FREE_BUDGET;
@@ -1231,6 +1322,7 @@ impl FileSystem for Xv6Fs {
     fn lseek(&self, _req: &Request, ino: Ino, _fh: u64, offset: i64, wh: i32) -> Result<i64> {
         let _st = self.state.read();
         let ino = ino32(ino)?;
+        let _il = self.ilock(ino)?.read();
         let inode = self.iget(ino)?;
         let start = u64::try_from(offset).map_err(|_| Errno::EINVAL)?;
         if start >= inode.size {
@@ -1267,6 +1359,7 @@ impl FileSystem for Xv6Fs {
         let count = u64::from(count.max(1));
         {
             let _st = self.state.read();
+            let _il = self.ilock(ino)?.read();
             let inode = self.iget(ino)?;
             check_regular(&inode)?;
             let (b, n) = self.lookup_run(ino, &inode, file_block, count)?;
@@ -1351,14 +1444,18 @@ impl Xv6Fs {
         read_only: bool,
         state: State,
     ) -> Result<Xv6Fs> {
-        let fs = Xv6Fs {
+        let mut fs = Xv6Fs {
             seed: sb.csum_seed(),
             dev,
             journal,
             sb,
             read_only: AtomicBool::new(read_only),
-            state: RwLock::new(state)?,
+            state: bento::new_rwlock!(state, "xv6fs::mount")?,
+            ilocks: Vec::new(),
         };
+        for _ in 0..INODE_LOCKS {
+            fs.ilocks.push(bento::new_rwlock!((), "xv6fs::inode")?)?;
+        }
         Ok(fs)
     }
 
@@ -1368,7 +1465,7 @@ impl Xv6Fs {
     fn start_writing(&self) -> Result {
         self.process_orphans()?;
         self.tx(Access::Internal, SB_CREDITS, 0, |h, st| {
-            self.write_sb(h, st.orphan_head, false)
+            self.write_sb(h, st.orphans.lock().head, false)
         })
     }
 
@@ -1377,7 +1474,7 @@ impl Xv6Fs {
     fn edit_dir(
         &self,
         h: &Handle<'_>,
-        st: &mut State,
+        st: &State,
         dir: u32,
         now: Timespec,
         nlink_delta: i32,
@@ -1413,6 +1510,7 @@ impl Xv6Fs {
         }
         // One revoke: removing the last attribute frees the xattr block.
         self.transact(NS_CREDITS, 1, |h, st| {
+            let _il = self.ilock_write(ino)?;
             let mut inode = self.iget(ino)?;
             xattr::set(self, h, st, ino, &mut inode, ns, short, value, flags)?;
             inode.ctime = bento::time::now();
@@ -1425,7 +1523,7 @@ impl Xv6Fs {
     fn swap_entry(
         &self,
         h: &Handle<'_>,
-        st: &mut State,
+        st: &State,
         parent: u32,
         name: &[u8],
         ino: u32,
@@ -1438,7 +1536,7 @@ impl Xv6Fs {
     }
 
     /// A directory moved from `from` to `to`: its `..` and both link counts.
-    fn reparent(&self, h: &Handle<'_>, st: &mut State, ino: u32, from: u32, to: u32) -> Result {
+    fn reparent(&self, h: &Handle<'_>, st: &State, ino: u32, from: u32, to: u32) -> Result {
         let d = Dir::writer(self, ino, self.iget(ino)?, h, st);
         dir::set_parent(&d, to)?;
         let mut f = self.iget(from)?;
@@ -1454,7 +1552,7 @@ impl Xv6Fs {
     fn finish_move(
         &self,
         h: &Handle<'_>,
-        st: &mut State,
+        st: &State,
         parent: u32,
         name: &[u8],
         src: u32,
@@ -1478,6 +1576,7 @@ impl Xv6Fs {
     /// credits left, which `DATA_CREDITS` makes enough for one call).
     fn map_alloc(&self, ino: u32, fblk: u64, count: u64) -> Result<Extent> {
         self.transact(MAP_CREDITS, 0, |h, st| {
+            let _il = self.ilock_write(ino)?;
             let mut inode = self.iget(ino)?;
             check_regular(&inode)?;
             // Mapped meanwhile (before this thread took the lock)?
@@ -1522,6 +1621,7 @@ impl Xv6Fs {
         loop {
             let from = fblk;
             self.transact(NS_CREDITS, 0, |h, st| {
+                let _il = self.ilock_write(ino)?;
                 let mut inode = self.iget(ino)?;
                 check_regular(&inode)?;
                 let mut budget = FREE_BUDGET;

@@ -139,13 +139,38 @@ impl Xv6Fs {
         DiskInode::decode(bytes, ino, self.seed)
     }
 
-    /// Writes inode `ino` in transaction `h`.
+    /// Writes inode `ino` in transaction `h`, except its orphan link (`orphan_next`),
+    /// which keeps the value on disk: the link belongs to the orphan list and its lock,
+    /// not to the inode's ([`Xv6Fs::set_orphan_link`]), so a thread changing the list
+    /// and one changing the inode never undo each other's write.
     pub(crate) fn iput(&self, h: &Handle<'_>, ino: u32, inode: &DiskInode) -> Result {
+        self.write_inode(h, ino, |slot| inode.encode_keep_link(slot, ino, self.seed))
+    }
+
+    /// Writes new inode `ino` whole, in transaction `h` (a number just allocated: on no
+    /// orphan list).
+    pub(crate) fn iput_new(&self, h: &Handle<'_>, ino: u32, inode: &DiskInode) -> Result {
+        self.write_inode(h, ino, |slot| inode.encode(slot, ino, self.seed))
+    }
+
+    /// Sets the orphan link of inode `ino` to `next`, in transaction `h` (under the
+    /// orphan list's lock), changing nothing else.
+    pub(crate) fn set_orphan_link(&self, h: &Handle<'_>, ino: u32, next: u32) -> Result {
+        let seed = self.seed;
+        self.write_inode(h, ino, |slot| {
+            let mut inode = DiskInode::decode(slot, ino, seed)?;
+            inode.orphan_next = next;
+            inode.encode(slot, ino, seed)
+        })
+    }
+
+    /// Changes the 256 bytes of inode `ino` with `f`, in transaction `h`.
+    fn write_inode(&self, h: &Handle<'_>, ino: u32, f: impl FnOnce(&mut [u8]) -> Result) -> Result {
         let (blk, off) = self.sb.inode_location(ino).ok_or(Errno::EIO)?;
         let buf = self.dev.read(blk)?;
         h.modify(&buf, |b| {
             match b.get_mut(off..off.saturating_add(INODE_SIZE)) {
-                Some(slot) => inode.encode(slot, ino, self.seed),
+                Some(slot) => f(slot),
                 None => Err(Errno::EIO),
             }
         })?
@@ -184,14 +209,14 @@ impl Xv6Fs {
     /// Allocates a block near `goal`; metadata blocks are zeroed in the transaction.
     fn new_block(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         inode: &mut DiskInode,
         goal: u32,
         meta: bool,
     ) -> Result<u32> {
         let usable = crate::alloc::block_usable(&self.journal);
-        let b = st.blocks.alloc(&self.dev, h, Some(goal), &usable)?;
+        let b = st.blocks.lock().alloc(&self.dev, h, Some(goal), &usable)?;
         inode.blocks = inode.blocks.saturating_add(SECTORS_PER_BLOCK);
         if meta {
             let buf = self.dev.get(u64::from(b))?;
@@ -207,7 +232,7 @@ impl Xv6Fs {
     /// inode is updated in memory; the caller writes it back.
     pub(crate) fn bmap(
         &self,
-        st: Option<&mut State>,
+        st: Option<&State>,
         h: Option<&Handle<'_>>,
         ino: u32,
         inode: &mut DiskInode,
@@ -359,7 +384,7 @@ impl Xv6Fs {
     /// and the count.
     pub(crate) fn alloc_run(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         ino: u32,
         inode: &mut DiskInode,
@@ -390,6 +415,7 @@ impl Xv6Fs {
                     .unwrap_or_else(|| self.goal(inode));
                 let (first, n) =
                     st.blocks
+                        .lock()
                         .alloc_run(&self.dev, h, Some(goal), max32(holes), &usable)?;
                 for k in 0..n {
                     let s = slot.saturating_add(k as usize);
@@ -418,6 +444,7 @@ impl Xv6Fs {
                 };
                 let (first, n) =
                     st.blocks
+                        .lock()
                         .alloc_run(&self.dev, h, Some(goal), max32(holes), &usable)?;
                 h.modify(&buf, |d| {
                     for k in 0..n {
@@ -464,7 +491,7 @@ impl Xv6Fs {
     /// data block itself).
     fn alloc_path(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         ino: u32,
         inode: &mut DiskInode,
@@ -499,13 +526,13 @@ impl Xv6Fs {
     /// Frees a block the file used (`meta`: an indirect block, revoked in the journal).
     fn drop_block(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         inode: &mut DiskInode,
         b: u32,
         meta: bool,
     ) -> Result {
-        st.blocks.release(&self.dev, h, b)?;
+        st.blocks.lock().release(&self.dev, h, b)?;
         if meta {
             h.revoke(u64::from(b))?;
         }
@@ -521,7 +548,7 @@ impl Xv6Fs {
     #[allow(clippy::too_many_arguments)]
     fn trim(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         ino: u32,
         inode: &mut DiskInode,
@@ -579,7 +606,7 @@ impl Xv6Fs {
     /// not free anything (a nested handle short of credits).
     pub(crate) fn free_from(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         ino: u32,
         inode: &mut DiskInode,
@@ -600,7 +627,7 @@ impl Xv6Fs {
     /// [`Xv6Fs::free_from`] within `budget`.
     fn free_within(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         ino: u32,
         inode: &mut DiskInode,
@@ -671,7 +698,7 @@ impl Xv6Fs {
     /// stay, even if empty (a later truncate frees them).
     pub(crate) fn clear_block(
         &self,
-        st: &mut State,
+        st: &State,
         h: &Handle<'_>,
         ino: u32,
         inode: &mut DiskInode,

@@ -363,6 +363,8 @@ pub struct DiskInode {
 
 /// Offset of the block pointers (and inline symlink target) in an inode.
 const ADDRS_OFF: usize = 104;
+/// Offset of the orphan link in an inode.
+const ORPHAN_NEXT_OFF: usize = 96;
 
 impl DiskInode {
     /// The kind, if the inode is in use and its mode valid.
@@ -412,7 +414,7 @@ impl DiskInode {
             generation: r.u32(84),
             rdev: r.u32(88),
             xattr_block: r.u32(92),
-            orphan_next: r.u32(96),
+            orphan_next: r.u32(ORPHAN_NEXT_OFF),
             addrs,
         };
         r.finish()?;
@@ -435,6 +437,18 @@ impl DiskInode {
         Ok(inode)
     }
 
+    /// [`DiskInode::encode`], except that the orphan link stays what `b` holds.
+    pub fn encode_keep_link(&self, b: &mut [u8], ino: u32, seed: u32) -> Result {
+        let r = Reader::new(b);
+        let next = r.u32(ORPHAN_NEXT_OFF);
+        r.finish()?;
+        DiskInode {
+            orphan_next: next,
+            ..self.clone()
+        }
+        .encode(b, ino, seed)
+    }
+
     /// Encodes inode `ino` into its 256 bytes, with its checksum.
     pub fn encode(&self, b: &mut [u8], ino: u32, seed: u32) -> Result {
         let mut w = Writer::new(b);
@@ -455,7 +469,7 @@ impl DiskInode {
         w.u32(84, self.generation);
         w.u32(88, self.rdev);
         w.u32(92, self.xattr_block);
-        w.u32(96, self.orphan_next);
+        w.u32(ORPHAN_NEXT_OFF, self.orphan_next);
         w.u32(100, 0);
         for (i, a) in self.addrs.iter().enumerate() {
             w.u32(ADDRS_OFF.saturating_add(i.saturating_mul(4)), *a);

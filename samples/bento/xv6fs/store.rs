@@ -18,7 +18,7 @@ pub struct Dir<'a, 'h> {
     pub(crate) ino: u32,
     pub(crate) inode: RefCell<DiskInode>,
     /// The transaction and allocator, for changes; `None` for lookups and listings.
-    pub(crate) tx: Option<(&'a Handle<'h>, RefCell<&'a mut State>)>,
+    pub(crate) tx: Option<(&'a Handle<'h>, &'a State)>,
 }
 
 impl<'a, 'h> Dir<'a, 'h> {
@@ -38,13 +38,13 @@ impl<'a, 'h> Dir<'a, 'h> {
         ino: u32,
         inode: DiskInode,
         h: &'a Handle<'h>,
-        st: &'a mut State,
+        st: &'a State,
     ) -> Self {
         Dir {
             fs,
             ino,
             inode: RefCell::new(inode),
-            tx: Some((h, RefCell::new(st))),
+            tx: Some((h, st)),
         }
     }
 
@@ -146,10 +146,9 @@ impl DirStore for Dir<'_, '_> {
         let (h, st) = self.tx.as_ref().ok_or(Errno::EROFS)?;
         let mut inode = self.inode_mut()?;
         let lblk = inode.size / BLOCK_SIZE_U64;
-        let mut st = st.try_borrow_mut().map_err(|_| Errno::EIO)?;
         let (b, _) = self
             .fs
-            .bmap(Some(&mut st), Some(h), self.ino, &mut inode, lblk)?;
+            .bmap(Some(st), Some(h), self.ino, &mut inode, lblk)?;
         let buf = self.fs.dev.get(u64::from(b))?;
         h.create(&buf, |d| d.fill(0))?;
         // Sealed by its first change, in this transaction (the `append` contract).

@@ -36,7 +36,7 @@ use bento::upgrade::Handover;
 use bento::{Errno, Result};
 
 use crate::alloc::Bitmap;
-use crate::fs::{State, BLOCK_BITMAP, FIRST_INODE, INODE_BITMAP};
+use crate::fs::{Orphans, State, BLOCK_BITMAP, FIRST_INODE, INODE_BITMAP};
 use crate::layout::Superblock;
 
 /// The state format written here (`FileSystem::STATE_VERSION`).
@@ -96,7 +96,12 @@ fn bad(what: core::fmt::Arguments<'_>) -> Errno {
 
 /// Writes `st` (of the file system described by `sb`) into `state`'s blob.
 pub(crate) fn encode(st: &State, sb: &Superblock, state: &mut Handover) -> Result {
-    let count = st.orphans.len();
+    let orphans = st.orphans.lock();
+    let (blocks, inodes) = {
+        let (b, i) = (st.blocks.lock(), st.inodes.lock());
+        ((b.free(), b.hint()), (i.free(), i.hint()))
+    };
+    let count = orphans.set.len();
     let len = blob_len(count).ok_or(Errno::ENOMEM)?;
     let (len32, count32) = match (u32::try_from(len), u32::try_from(count)) {
         (Ok(l), Ok(c)) => (l, c),
@@ -108,7 +113,7 @@ pub(crate) fn encode(st: &State, sb: &Superblock, state: &mut Handover) -> Resul
     w.u32(off::LEN, len32);
     w.u32(
         off::FLAGS,
-        if st.orphans_loaded {
+        if orphans.loaded {
             FLAG_ORPHANS_LOADED
         } else {
             0
@@ -116,21 +121,24 @@ pub(crate) fn encode(st: &State, sb: &Superblock, state: &mut Handover) -> Resul
     );
     w.u32(off::NBLOCKS, sb.nblocks);
     w.u32(off::NINODES, sb.ninodes);
-    w.u32(off::ORPHAN_HEAD, st.orphan_head);
-    w.u32(off::GENERATION, st.generation);
-    w.u32(off::BLOCKS_FREE, st.blocks.free());
-    w.u32(off::BLOCKS_HINT, st.blocks.hint());
-    w.u32(off::INODES_FREE, st.inodes.free());
-    w.u32(off::INODES_HINT, st.inodes.hint());
+    w.u32(off::ORPHAN_HEAD, orphans.head);
+    w.u32(
+        off::GENERATION,
+        st.generation.load(core::sync::atomic::Ordering::Relaxed),
+    );
+    w.u32(off::BLOCKS_FREE, blocks.0);
+    w.u32(off::BLOCKS_HINT, blocks.1);
+    w.u32(off::INODES_FREE, inodes.0);
+    w.u32(off::INODES_HINT, inodes.1);
     w.u32(off::ORPHAN_COUNT, count32);
     let mut at = HEADER_LEN;
-    for &ino in st.orphans.keys() {
+    for &ino in orphans.set.keys() {
         w.u32(at, ino);
         at = at.saturating_add(4);
     }
     w.finish()?;
     let mut current = sb.clone();
-    current.orphan_head = st.orphan_head;
+    current.orphan_head = orphans.head;
     current.encode(blob.get_mut(at..).ok_or(Errno::EINVAL)?)
 }
 
@@ -232,14 +240,16 @@ pub(crate) fn decode(blob: &[u8]) -> Result<(State, Superblock)> {
     let generation = r.u32(off::GENERATION);
     r.finish().map_err(|_| bad(format_args!("truncated")))?;
     Ok((
-        State {
+        State::new(
             blocks,
             inodes,
-            orphan_head: head,
-            orphans,
-            orphans_loaded: loaded,
+            Orphans {
+                head,
+                set: orphans,
+                loaded,
+            },
             generation,
-        },
+        )?,
         sb.clone(),
     ))
 }

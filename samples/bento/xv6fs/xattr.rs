@@ -216,7 +216,7 @@ pub fn list(
 pub fn set(
     fs: &Xv6Fs,
     h: &Handle<'_>,
-    st: &mut State,
+    st: &State,
     ino: u32,
     inode: &mut DiskInode,
     ns: u8,
@@ -294,7 +294,7 @@ pub fn set(
         // No attributes left: the block goes.
         let b = inode.xattr_block;
         if b != 0 {
-            st.blocks.release(&fs.dev, h, b)?;
+            st.blocks.lock().release(&fs.dev, h, b)?;
             h.revoke(u64::from(b))?;
             fs.journal.defer_free(h.tid(), u64::from(b), 1)?;
             inode.xattr_block = 0;
@@ -314,6 +314,7 @@ pub fn set(
             let usable = crate::alloc::block_usable(&fs.journal);
             let b = st
                 .blocks
+                .lock()
                 .alloc(&fs.dev, h, inode.addrs.first().copied(), &usable)?;
             inode.blocks = inode.blocks.saturating_add(8);
             inode.xattr_block = b;

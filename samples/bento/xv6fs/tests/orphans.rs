@@ -75,3 +75,65 @@ fn mount_frees_every_orphan() {
     fsck_clean(&dev);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Four threads, each in its own directory, put files on the orphan list (unlinked while
+/// "open", some truncated too) and take them off (forgotten) in an order of their own,
+/// all at once: the list's links are the list's, not the inodes', so no thread's write
+/// of an inode undoes another's link. Half the orphans are left for the next mount.
+#[test]
+fn threads_share_the_list() {
+    const THREADS: u64 = 4;
+    const FILES: u64 = 60;
+    let dir = tempdir("orphans-threads");
+    let img = mkfs(&dir, 32);
+    let dev = open(&img);
+    let free = {
+        let fs = mount(&dev).unwrap();
+        let free = fs.statfs(&REQ, ROOT_INO).unwrap().bfree;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let fs = &fs;
+                s.spawn(move || {
+                    let d = fs
+                        .mkdir(&REQ, ROOT_INO, format!("t{t}").as_bytes(), 0o755)
+                        .unwrap()
+                        .attr
+                        .ino;
+                    let mut open = Vec::new();
+                    for i in 0..FILES {
+                        let name = format!("f{i}").into_bytes();
+                        let (e, _) = fs.create(&REQ, d, &name, 0o100644, 0).unwrap();
+                        let ino = e.attr.ino;
+                        fs.file_write(&REQ, ino, 0, 0, &vec![t as u8; 20_000], 0)
+                            .unwrap();
+                        fs.unlink(&REQ, d, &name).unwrap();
+                        if i % 3 == 0 {
+                            let set = SetAttr {
+                                size: Some(1000),
+                                ..SetAttr::default()
+                            };
+                            fs.file_setattr(&REQ, ino, &set).unwrap();
+                        }
+                        open.push(ino);
+                        // Forget every other one, from the middle of the list.
+                        if i % 2 == 1 {
+                            fs.forget(open.swap_remove(open.len() / 2));
+                        }
+                    }
+                    fs.rmdir(&REQ, ROOT_INO, format!("t{t}").as_bytes())
+                        .unwrap();
+                });
+            }
+        });
+        assert_ne!(orphan_head(&dev), 0);
+        free
+    };
+    // The orphans left are freed by the next mount; every block comes back.
+    fsck_clean(&dev);
+    let fs = mount(&dev).unwrap();
+    assert_eq!(orphan_head(&dev), 0);
+    assert_eq!(fs.statfs(&REQ, ROOT_INO).unwrap().bfree, free);
+    drop(fs);
+    fsck_clean(&dev);
+    let _ = std::fs::remove_dir_all(&dir);
+}
