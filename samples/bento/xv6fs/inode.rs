@@ -15,7 +15,8 @@ use bento::{Attr, Errno, FileType, Result};
 
 use crate::fs::{State, Xv6Fs};
 use crate::layout::{
-    corrupt, DiskInode, BLOCK_SIZE_U64, INODE_SIZE, MAX_FILE_BLOCKS, NDIRECT, PTRS_PER_BLOCK,
+    corrupt, DiskInode, BLOCK_SIZE_U64, INODES_PER_BLOCK, INODE_SIZE, MAX_FILE_BLOCKS, NDIRECT,
+    PTRS_PER_BLOCK,
 };
 
 /// Blocks a truncate frees per transaction (keeps each one small).
@@ -133,10 +134,52 @@ impl Xv6Fs {
         let (blk, off) = self.sb.inode_location(ino).ok_or(Errno::ESTALE)?;
         let buf = self.dev.read(blk)?;
         let g = buf.lock();
+        let checked = self.inode_block_checked(&buf, blk, &g);
         let bytes = g
             .get(off..off.saturating_add(INODE_SIZE))
             .ok_or(Errno::EIO)?;
-        DiskInode::decode(bytes, ino, self.seed)
+        self.decode_inode(bytes, ino, checked)
+    }
+
+    /// Inode `ino` from its bytes, its checksum checked unless `checked` says its
+    /// block's were.
+    fn decode_inode(&self, b: &[u8], ino: u32, checked: bool) -> Result<DiskInode> {
+        if checked {
+            DiskInode::parse(b, ino)
+        } else {
+            DiskInode::decode(b, ino, self.seed)
+        }
+    }
+
+    /// Whether the checksums of every inode of inode table block `blk` (bytes `b`,
+    /// locked) are right, checked once per read from the disk (the buffer's verified
+    /// mark, as for directory blocks): an operation reads several inodes, some more than
+    /// once. A block with a bad inode stays unmarked, so each read checks its inode. The
+    /// file system's own writes keep the checksums right.
+    fn inode_block_checked(&self, buf: &Buffer, blk: u64, b: &[u8]) -> bool {
+        if buf.verified() {
+            return true;
+        }
+        let Some(first) = blk
+            .checked_sub(u64::from(self.sb.inode_table_start))
+            .and_then(|i| i.checked_mul(u64::from(INODES_PER_BLOCK)))
+        else {
+            return false;
+        };
+        let ok =
+            b.chunks_exact(INODE_SIZE)
+                .zip(first..)
+                .all(|(slot, ino)| match u32::try_from(ino) {
+                    // Inode 0 and those past the last are never read.
+                    Ok(ino) if ino != 0 && ino < self.sb.ninodes => {
+                        DiskInode::check_sum(slot, ino, self.seed).is_ok()
+                    }
+                    _ => true,
+                });
+        if ok {
+            buf.set_verified();
+        }
+        ok
     }
 
     /// Writes inode `ino` in transaction `h`, except its orphan link (`orphan_next`),
@@ -156,12 +199,17 @@ impl Xv6Fs {
     /// Sets the orphan link of inode `ino` to `next`, in transaction `h` (under the
     /// orphan list's lock), changing nothing else.
     pub(crate) fn set_orphan_link(&self, h: &Handle<'_>, ino: u32, next: u32) -> Result {
-        let seed = self.seed;
-        self.write_inode(h, ino, |slot| {
-            let mut inode = DiskInode::decode(slot, ino, seed)?;
+        let (blk, off) = self.sb.inode_location(ino).ok_or(Errno::EIO)?;
+        let buf = self.dev.read(blk)?;
+        h.modify(&buf, |b| {
+            let checked = self.inode_block_checked(&buf, blk, b);
+            let slot = b
+                .get_mut(off..off.saturating_add(INODE_SIZE))
+                .ok_or(Errno::EIO)?;
+            let mut inode = self.decode_inode(slot, ino, checked)?;
             inode.orphan_next = next;
-            inode.encode(slot, ino, seed)
-        })
+            inode.encode(slot, ino, self.seed)
+        })?
     }
 
     /// Changes the 256 bytes of inode `ino` with `f`, in transaction `h`.
@@ -169,10 +217,15 @@ impl Xv6Fs {
         let (blk, off) = self.sb.inode_location(ino).ok_or(Errno::EIO)?;
         let buf = self.dev.read(blk)?;
         h.modify(&buf, |b| {
-            match b.get_mut(off..off.saturating_add(INODE_SIZE)) {
+            let r = match b.get_mut(off..off.saturating_add(INODE_SIZE)) {
                 Some(slot) => f(slot),
                 None => Err(Errno::EIO),
+            };
+            if r.is_err() {
+                // Maybe half-written: checked again at the next read.
+                buf.clear_verified();
             }
+            r
         })?
     }
 
