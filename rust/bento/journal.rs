@@ -266,7 +266,14 @@ impl Journal {
     /// The first block of `[first, first + count)` that must not be reused yet (freed
     /// by an uncommitted transaction), if any.
     pub fn first_pending(&self, first: u64, count: u64) -> Option<u64> {
-        self.inner.first_pending(first, count)
+        self.pending_run(first, count).map(|(p, _)| p)
+    }
+
+    /// The first block of `[first, first + count)` that must not be reused yet, and the
+    /// end of the run of such blocks it starts (freed together, possibly past `first +
+    /// count`), if any: an allocator skips the whole run with one question.
+    pub fn pending_run(&self, first: u64, count: u64) -> Option<(u64, u64)> {
+        self.inner.pending_run(first, count)
     }
 
     /// Closes the journal: commits the running transaction, checkpoints everything and

@@ -481,9 +481,9 @@ impl Journal {
         self.deferred.lock().add(tid.raw(), first, count, committed)
     }
 
-    pub(crate) fn first_pending(&self, first: u64, count: u64) -> Option<u64> {
+    pub(crate) fn pending_run(&self, first: u64, count: u64) -> Option<(u64, u64)> {
         let committed = self.commit_sequence();
-        self.deferred.lock().first_pending(first, count, committed)
+        self.deferred.lock().pending_run(first, count, committed)
     }
 
     /// `EINVAL` (logged) if `blocknr` lies in the journal itself.
@@ -740,8 +740,9 @@ impl Freed {
 }
 
 /// Blocks freed by transactions that have not committed, which must not be reused yet.
-/// A list (ranges of consecutive frees by one transaction merge), pruned whenever the
-/// committed transaction id moved.
+/// A list of disjoint ranges sorted by first block (a block waiting here cannot be
+/// allocated, hence not freed again), searched by bisection; ranges of consecutive frees
+/// by one transaction merge. Pruned whenever the committed transaction id moved.
 #[derive(Default)]
 struct Deferred {
     ranges: Vec<Freed>,
@@ -771,33 +772,35 @@ impl Deferred {
         if count == 0 || is_committed(tid, committed) {
             return Ok(());
         }
-        // Frees of neighbouring blocks by one transaction (a truncate) extend the last range.
-        if let Some(last) = self.ranges.last_mut() {
-            if last.tid == tid {
-                if last.end() == first {
-                    last.count = last.count.saturating_add(count);
-                    return Ok(());
-                }
-                if end == last.first {
-                    last.first = first;
-                    last.count = last.count.saturating_add(count);
-                    return Ok(());
-                }
+        // Where it goes in order; frees of neighbouring blocks by one transaction (a
+        // truncate) extend the range before or after it instead.
+        let at = self.ranges.partition_point(|r| r.first < first);
+        if let Some(prev) = at.checked_sub(1).and_then(|i| self.ranges.get_mut(i)) {
+            if prev.tid == tid && prev.end() == first {
+                prev.count = prev.count.saturating_add(count);
+                return Ok(());
             }
         }
-        self.ranges.push(Freed { tid, first, count })
+        if let Some(next) = self.ranges.get_mut(at) {
+            if next.tid == tid && end == next.first {
+                next.first = first;
+                next.count = next.count.saturating_add(count);
+                return Ok(());
+            }
+        }
+        self.ranges.insert(at, Freed { tid, first, count })
     }
 
-    fn first_pending(&mut self, first: u64, count: u64, committed: u32) -> Option<u64> {
+    fn pending_run(&mut self, first: u64, count: u64, committed: u32) -> Option<(u64, u64)> {
         self.prune(committed);
         if count == 0 {
             return None;
         }
         let end = first.saturating_add(count);
-        self.ranges
-            .iter()
-            .filter(|r| r.first < end && r.end() > first)
-            .map(|r| r.first.max(first))
-            .min()
+        // Disjoint and sorted: the ends are sorted too.
+        let r = self
+            .ranges
+            .get(self.ranges.partition_point(|r| r.end() <= first))?;
+        (r.first < end).then(|| (r.first.max(first), r.end()))
     }
 }

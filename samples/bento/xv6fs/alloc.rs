@@ -24,8 +24,21 @@ pub struct Bitmap {
     free: u32,
     /// Where the next search starts.
     hint: u32,
+    /// Whether a free moves the hint back to the freed object: not for blocks, which
+    /// wait for the commit of their freeing (the search would walk through them).
+    rewind: bool,
     /// What it allocates, for messages.
     what: &'static str,
+}
+
+/// The first object of `[n, n + len)` that must not be allocated yet although its bit may
+/// be clear (a block whose freeing has not committed), and the end of the run of such
+/// objects it starts, if any.
+pub type Pending<'a> = &'a dyn Fn(u32, u32) -> Option<(u32, u32)>;
+
+/// [`Pending`] for objects that are reusable at once (inodes).
+pub fn never_pending(_: u32, _: u32) -> Option<(u32, u32)> {
+    None
 }
 
 fn bit_location(n: u32) -> (u32, usize, u8) {
@@ -92,8 +105,18 @@ impl Bitmap {
             first,
             free,
             hint,
+            rewind: true,
             what,
         })
+    }
+
+    /// The same bitmap, for objects reused only after the commit of their freeing
+    /// (blocks): a free leaves the hint where it is.
+    pub fn reused_after_commit(self) -> Bitmap {
+        Bitmap {
+            rewind: false,
+            ..self
+        }
     }
 
     /// Free objects.
@@ -114,28 +137,30 @@ impl Bitmap {
         Ok(g.get(byte).is_some_and(|b| b & mask != 0))
     }
 
-    /// Allocates a free object, preferring one at or after `goal`, skipping those that
-    /// `usable` rejects (blocks whose freeing has not committed).
+    /// Allocates a free object, preferring one at or after `goal` (else the hint),
+    /// skipping those `pending` names (blocks whose freeing has not committed).
     pub fn alloc(
         &mut self,
         dev: &BlockDevice,
         h: &Handle<'_>,
         goal: Option<u32>,
-        usable: &dyn Fn(u32) -> bool,
+        pending: Pending<'_>,
     ) -> Result<u32> {
-        self.alloc_run(dev, h, goal, 1, usable).map(|(n, _)| n)
+        self.alloc_run(dev, h, goal, 1, pending).map(|(n, _)| n)
     }
 
     /// Allocates a run of up to `max` (at least 1) consecutive free objects: the first
     /// free one at or after `goal` (as [`Bitmap::alloc`] finds it) and the free, usable
     /// ones right after it, within its bitmap block. Returns the first and the count.
+    /// The search skips full bytes, and asks `pending` once per window and again past
+    /// each run of pending objects it meets, not once per free bit.
     pub fn alloc_run(
         &mut self,
         dev: &BlockDevice,
         h: &Handle<'_>,
         goal: Option<u32>,
         max: u32,
-        usable: &dyn Fn(u32) -> bool,
+        pending: Pending<'_>,
     ) -> Result<(u32, u32)> {
         if self.free == 0 {
             return Err(Errno::ENOSPC);
@@ -157,14 +182,42 @@ impl Bitmap {
             let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
             let found = {
                 let g = buf.lock();
-                let is_free = |n: u32| {
+                let clear = |n: u32| {
                     let (_, byte, mask) = bit_location(n);
-                    g.get(byte).is_some_and(|b| b & mask == 0) && usable(n)
+                    g.get(byte).is_some_and(|b| b & mask == 0)
                 };
-                (from.max(self.first)..to).find(|&n| is_free(n)).map(|n| {
+                let full_byte = |n: u32| {
+                    let (_, byte, _) = bit_location(n);
+                    n & 7 == 0 && g.get(byte) == Some(&0xff)
+                };
+                let window = |n: u32| pending(n, to.saturating_sub(n));
+                let mut n = from.max(self.first);
+                // The next pending run at or after `n`: (its first object, its end).
+                let mut next_pending = window(n);
+                let mut hit = None;
+                while n < to {
+                    if next_pending.is_some_and(|(_, e)| e <= n) {
+                        next_pending = window(n);
+                    }
+                    match next_pending {
+                        Some((p, e)) if p <= n => {
+                            n = e.max(n.saturating_add(1));
+                            next_pending = window(n);
+                        }
+                        _ if full_byte(n) => n = n.saturating_add(8),
+                        _ if !clear(n) => n = n.saturating_add(1),
+                        _ => {
+                            hit = Some(n);
+                            break;
+                        }
+                    }
+                }
+                hit.map(|n| {
                     let limit = n.saturating_add(max.clamp(1, self.free)).min(to);
+                    let limit =
+                        next_pending.map_or(limit, |(p, _)| p.max(n.saturating_add(1)).min(limit));
                     let end = (n.saturating_add(1)..limit)
-                        .find(|&m| !is_free(m))
+                        .find(|&m| !clear(m))
                         .unwrap_or(limit);
                     (n, end.saturating_sub(n))
                 })
@@ -211,14 +264,17 @@ impl Bitmap {
             )));
         }
         self.free = self.free.saturating_add(1);
-        if n < self.hint {
+        if self.rewind && n < self.hint {
             self.hint = n;
         }
         Ok(())
     }
 }
 
-/// Whether block `n` may be allocated now (not freed by an uncommitted transaction).
-pub fn block_usable(journal: &Journal) -> impl Fn(u32) -> bool + '_ {
-    move |n| journal.reusable(u64::from(n))
+/// [`Pending`] for blocks: those freed by a transaction that has not committed.
+pub fn blocks_pending(journal: &Journal) -> impl Fn(u32, u32) -> Option<(u32, u32)> + '_ {
+    move |n, len| {
+        let (p, e) = journal.pending_run(u64::from(n), u64::from(len))?;
+        Some((u32::try_from(p).ok()?, u32::try_from(e).unwrap_or(u32::MAX)))
+    }
 }

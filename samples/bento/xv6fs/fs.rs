@@ -528,7 +528,10 @@ impl Xv6Fs {
                 return Err(Errno::EMLINK);
             }
             let pattr = self.attr(parent, &pi)?;
-            let ino = st.inodes.lock().alloc(&self.dev, h, None, &|_| true)?;
+            let ino = st
+                .inodes
+                .lock()
+                .alloc(&self.dev, h, None, &crate::alloc::never_pending)?;
             let (uid, gid, perm) = new_inode_owner(req, &pattr, kind, mode);
             let now = bento::time::now();
             let generation = st
@@ -637,7 +640,8 @@ impl FileSystem for Xv6Fs {
             sb.nblocks,
             sb.data_start,
             BLOCK_BITMAP,
-        )?;
+        )?
+        .reused_after_commit();
         let inodes = Bitmap::load(
             &dev,
             sb.inode_bitmap_start,

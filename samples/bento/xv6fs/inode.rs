@@ -259,17 +259,18 @@ impl Xv6Fs {
         Ok(p)
     }
 
-    /// Allocates a block near `goal`; metadata blocks are zeroed in the transaction.
+    /// Allocates a block near `goal` (else where the allocator's search is); metadata
+    /// blocks are zeroed in the transaction.
     fn new_block(
         &self,
         st: &State,
         h: &Handle<'_>,
         inode: &mut DiskInode,
-        goal: u32,
+        goal: Option<u32>,
         meta: bool,
     ) -> Result<u32> {
-        let usable = crate::alloc::block_usable(&self.journal);
-        let b = st.blocks.lock().alloc(&self.dev, h, Some(goal), &usable)?;
+        let pending = crate::alloc::blocks_pending(&self.journal);
+        let b = st.blocks.lock().alloc(&self.dev, h, goal, &pending)?;
         inode.blocks = inode.blocks.saturating_add(SECTORS_PER_BLOCK);
         if meta {
             let buf = self.dev.get(u64::from(b))?;
@@ -321,7 +322,7 @@ impl Xv6Fs {
                 return Ok((0, false));
             };
             let leaf = depth.saturating_add(1) == level;
-            let b = self.new_block(st, h, inode, cur, !leaf)?;
+            let b = self.new_block(st, h, inode, Some(cur), !leaf)?;
             h.modify(&buf, |d| set_ptr(d, *i, b))?;
             cur = b;
             new = true;
@@ -452,7 +453,7 @@ impl Xv6Fs {
             }
             l => l,
         };
-        let usable = crate::alloc::block_usable(&self.journal);
+        let pending = crate::alloc::blocks_pending(&self.journal);
         let max32 = |room: u64| u32::try_from(room.min(max).max(1)).unwrap_or(u32::MAX);
         let (first, n) = match leaf {
             Leaf::Direct(slot) => {
@@ -465,11 +466,11 @@ impl Xv6Fs {
                     .and_then(|s| inode.addrs.get(s))
                     .filter(|p| **p != 0)
                     .map(|p| p.saturating_add(1))
-                    .unwrap_or_else(|| self.goal(inode));
+                    .or_else(|| self.goal(inode));
                 let (first, n) =
                     st.blocks
                         .lock()
-                        .alloc_run(&self.dev, h, Some(goal), max32(holes), &usable)?;
+                        .alloc_run(&self.dev, h, goal, max32(holes), &pending)?;
                 for k in 0..n {
                     let s = slot.saturating_add(k as usize);
                     if let Some(a) = inode.addrs.get_mut(s) {
@@ -498,7 +499,7 @@ impl Xv6Fs {
                 let (first, n) =
                     st.blocks
                         .lock()
-                        .alloc_run(&self.dev, h, Some(goal), max32(holes), &usable)?;
+                        .alloc_run(&self.dev, h, Some(goal), max32(holes), &pending)?;
                 h.modify(&buf, |d| {
                     for k in 0..n {
                         set_ptr(d, idx.saturating_add(u64::from(k)), first.saturating_add(k));
@@ -530,14 +531,12 @@ impl Xv6Fs {
         })
     }
 
-    /// Where new blocks of a file go when nothing better is known: near its first block.
-    fn goal(&self, inode: &DiskInode) -> u32 {
-        inode
-            .addrs
-            .first()
-            .copied()
-            .filter(|a| *a != 0)
-            .unwrap_or(self.sb.data_start)
+    /// Where new blocks of a file go when nothing better is known: near its first block;
+    /// for a file with none, where the allocator's search is (from the start of the
+    /// disk, each new file would walk every used block, and after a large delete every
+    /// block waiting for the commit of its freeing).
+    fn goal(&self, inode: &DiskInode) -> Option<u32> {
+        inode.addrs.first().copied().filter(|a| *a != 0)
     }
 
     /// Allocates the missing indirect blocks on the path to file block `fblk` (not the
@@ -569,7 +568,7 @@ impl Xv6Fs {
                 cur = next;
                 continue;
             }
-            let b = self.new_block(st, h, inode, cur, true)?;
+            let b = self.new_block(st, h, inode, Some(cur), true)?;
             h.modify(&buf, |d| set_ptr(d, *i, b))?;
             cur = b;
         }

@@ -311,11 +311,11 @@ pub fn set(
     Writer::new(&mut img).u32(12, sum);
     let (b, fresh) = match inode.xattr_block {
         0 => {
-            let usable = crate::alloc::block_usable(&fs.journal);
+            let pending = crate::alloc::blocks_pending(&fs.journal);
             let b = st
                 .blocks
                 .lock()
-                .alloc(&fs.dev, h, inode.addrs.first().copied(), &usable)?;
+                .alloc(&fs.dev, h, inode.addrs.first().copied(), &pending)?;
             inode.blocks = inode.blocks.saturating_add(8);
             inode.xattr_block = b;
             (b, true)

@@ -74,7 +74,19 @@ impl Deferred {
     }
 
     /// The first block of `[first, first + count)` still waiting for its free to commit.
+    #[cfg(test)]
     pub fn first_pending(&mut self, first: u64, count: u64, last_committed: u32) -> Option<u64> {
+        self.pending_run(first, count, last_committed)
+            .map(|(p, _)| p)
+    }
+
+    /// [`Deferred::first_pending`] and the end of the range holding it.
+    pub fn pending_run(
+        &mut self,
+        first: u64,
+        count: u64,
+        last_committed: u32,
+    ) -> Option<(u64, u64)> {
         self.prune(last_committed);
         let end = first.saturating_add(count);
         if count == 0 {
@@ -84,7 +96,7 @@ impl Deferred {
             .range(..end)
             .rev()
             .take_while(|(&s, &(c, _))| s.saturating_add(c) > first)
-            .map(|(&s, _)| s.max(first))
+            .map(|(&s, &(c, _))| (s.max(first), s.saturating_add(c)))
             .min()
     }
 }

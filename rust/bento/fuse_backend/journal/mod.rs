@@ -361,9 +361,9 @@ impl Journal {
         lock(&self.shared.deferred).add(tid.raw(), first, count, last)
     }
 
-    pub(crate) fn first_pending(&self, first: u64, count: u64) -> Option<u64> {
+    pub(crate) fn pending_run(&self, first: u64, count: u64) -> Option<(u64, u64)> {
         let last = lock(&self.shared.state).last_committed;
-        lock(&self.shared.deferred).first_pending(first, count, last)
+        lock(&self.shared.deferred).pending_run(first, count, last)
     }
 
     pub(crate) fn close(mut self) -> Result {
