@@ -15,18 +15,13 @@ use std::cell::Cell;
 
 use common::*;
 use xv6fs::alloc::{blocks_pending, Bitmap};
-use xv6fs::layout::Superblock;
 
 #[test]
 fn pending_blocks_are_skipped_until_their_free_commits() {
     let dir = tempdir("alloc");
     let img = mkfs(&dir, 16);
     let dev = open(&img);
-    let sb = {
-        let b = dev.read(1).unwrap();
-        let g = b.lock();
-        Superblock::decode(&g).unwrap()
-    };
+    let sb = superblock(&dev);
     // The mounted file system lends its journal; its own allocator stays idle.
     let fs = mount(&dev).unwrap();
     let journal = fs.journal();

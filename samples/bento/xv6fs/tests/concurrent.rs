@@ -311,12 +311,7 @@ fn writers_and_commits_in_parallel() {
     drop(fs);
     fsck_clean(&dev);
     // Everything unlinked was forgotten, hence freed: no orphan is left.
-    let sb = {
-        let b = dev.read(1).unwrap();
-        let g = b.lock();
-        xv6fs::layout::Superblock::decode(&g).unwrap()
-    };
-    assert_eq!(sb.orphan_head, 0);
+    assert_eq!(superblock(&dev).orphan_head, 0);
     let fs = mount(&dev).unwrap();
     walk(&fs).unwrap();
     check_files(&fs);

@@ -16,9 +16,7 @@ use bento::{FileSystem, SetAttr, ROOT_INO};
 use common::*;
 
 fn orphan_head(dev: &BlockDevice) -> u32 {
-    let b = dev.read(1).unwrap();
-    let g = b.lock();
-    xv6fs::layout::Superblock::decode(&g).unwrap().orphan_head
+    superblock(dev).orphan_head
 }
 
 /// Three unlinked "open" files on the list; the middle one is truncated.

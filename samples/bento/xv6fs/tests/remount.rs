@@ -15,15 +15,8 @@ mod common;
 use bento::block::BlockDevice;
 use bento::{Errno, FileSystem, MountOptions, SetAttr, ROOT_INO};
 use common::*;
-use xv6fs::layout::{Superblock, STATE_CLEAN};
+use xv6fs::layout::STATE_CLEAN;
 use xv6fs::Xv6Fs;
-
-/// The superblock as the device has it now (through its cache).
-fn superblock(dev: &BlockDevice) -> Superblock {
-    let b = dev.read(1).unwrap();
-    let g = b.lock();
-    Superblock::decode(&g).unwrap()
-}
 
 fn clean(dev: &BlockDevice) -> bool {
     superblock(dev).state & STATE_CLEAN != 0

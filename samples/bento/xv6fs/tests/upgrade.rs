@@ -23,15 +23,8 @@ use bento::types::Statfs;
 use bento::upgrade::Handover;
 use bento::{Errno, FileSystem, FileType, Ino, MountOptions, SetAttr, ROOT_INO};
 use common::*;
-use xv6fs::layout::Superblock;
 use xv6fs::upgrade::{off, FLAG_ORPHANS_LOADED, HEADER_LEN, SB_BYTES, STATE_MAGIC};
 use xv6fs::Xv6Fs;
-
-fn superblock(dev: &BlockDevice) -> Superblock {
-    let b = dev.read(1).unwrap();
-    let g = b.lock();
-    Superblock::decode(&g).unwrap()
-}
 
 fn statfs(fs: &Xv6Fs) -> (u64, u64) {
     let s: Statfs = fs.statfs(&REQ, ROOT_INO).unwrap();

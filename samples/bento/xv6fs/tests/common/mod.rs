@@ -23,6 +23,13 @@ pub const KEEP_SIZE: i32 = 1;
 /// See [`KEEP_SIZE`].
 pub const PUNCH_HOLE: i32 = 2;
 
+/// The superblock as the device has it now (through its cache).
+pub fn superblock(dev: &BlockDevice) -> xv6fs::layout::Superblock {
+    let b = dev.read(1).unwrap();
+    let g = b.lock();
+    xv6fs::layout::Superblock::decode(&g).unwrap()
+}
+
 /// A full `fsck.xv6fs -fn` of `dev` finds nothing wrong (the file system is unmounted).
 pub fn fsck_clean(dev: &BlockDevice) {
     let opts = xv6fs::check::CheckOptions {
