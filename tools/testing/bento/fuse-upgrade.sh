@@ -184,21 +184,7 @@ xv6_cycles() {
 	touch "$WORK/stop"
 	wait "$load" || { echo "upgrade_load failed:"; r=1; }
 	cat "$WORK/load"
-	wait "$statpid"
-	if kill -0 "$fsxpid" 2>/dev/null; then
-		kill "$fsxpid"
-		wait "$fsxpid"
-	else
-		wait "$fsxpid"
-		echo "fsx stopped early (status $?):"
-		tail -n 20 "$WORK/fsx.out"
-		r=1
-	fi
-	if [ -s "$WORK/statfail" ]; then
-		echo "$(wc -l <"$WORK/statfail") stat calls failed:"
-		sort -u "$WORK/statfail.err" | head
-		r=1
-	fi
+	stop_checkers "$fsxpid" "$statpid" || r=1
 	is upgrades "$(status "$S3" upgrades)" $((2 * i)) || r=1
 	med=$(awk '/^ops/ { print $6; exit }' "$WORK/load")
 	for f in pauses pauses-handover; do

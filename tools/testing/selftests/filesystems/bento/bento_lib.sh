@@ -26,6 +26,28 @@ is() { [ "$2" = "$3" ] || { echo "$1: '$2', expected '$3'"; return 1; }; }
 nth() {
 	sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int((NR * p + 99) / 100); if (i < 1) i = 1; print v[i] }'
 }
+# stop_checkers FSXPID STATPID: after a load, waits for the stat loop and stops fsx,
+# which must still be running; says so if fsx stopped early ($WORK/fsx.out) or stat
+# calls failed ($WORK/statfail, $WORK/statfail.err), and then fails.
+stop_checkers() {
+	_sc_ok=0
+	wait "$2"
+	if kill -0 "$1" 2>/dev/null; then
+		kill "$1"
+		wait "$1"
+	else
+		wait "$1"
+		echo "fsx stopped early (status $?):"
+		tail -n 20 "$WORK/fsx.out"
+		_sc_ok=1
+	fi
+	if [ -s "$WORK/statfail" ]; then
+		echo "$(wc -l <"$WORK/statfail") stat calls failed:"
+		sort -u "$WORK/statfail.err" | head
+		_sc_ok=1
+	fi
+	return $_sc_ok
+}
 # A check that cannot run says why: skipping REASON (then returns its status).
 skipping() { echo "$*" >"$WORK/skip"; return "$KSFT_SKIP"; }
 

@@ -245,21 +245,7 @@ upgrade_cycles() {
 	wait "$load1" || { echo "upgrade_load on $X1 failed:"; r=1; }
 	wait "$load2" || { echo "upgrade_load on $X2 failed:"; r=1; }
 	cat "$WORK/load1" "$WORK/load2"
-	wait "$statpid"
-	if kill -0 "$fsxpid" 2>/dev/null; then
-		kill "$fsxpid"
-		wait "$fsxpid"
-	else
-		wait "$fsxpid"
-		echo "fsx stopped early (status $?):"
-		tail -n 20 "$WORK/fsx.out"
-		r=1
-	fi
-	if [ -s "$WORK/statfail" ]; then
-		echo "$(wc -l <"$WORK/statfail") stat calls failed:"
-		sort -u "$WORK/statfail.err" | head
-		r=1
-	fi
+	stop_checkers "$fsxpid" "$statpid" || r=1
 	is "upgrades of $X1" "$(cat "$(sb_sysfs_dir xv6fs "$X1")/upgrades")" $((4 * i)) || r=1
 	med=$(awk '/^ops/ { print $6; exit }' "$WORK/load1")
 	for f in pauses pauses-handover pauses-fresh pauses-fresh-handover; do
