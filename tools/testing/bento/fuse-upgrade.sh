@@ -189,13 +189,9 @@ xv6_cycles() {
 	med=$(awk '/^ops/ { print $6; exit }' "$WORK/load")
 	for f in pauses pauses-handover; do
 		[ -s "$WORK/$f" ] || continue
-		p50=$(nth "$WORK/$f" 50) p99=$(nth "$WORK/$f" 99) max=$(nth "$WORK/$f" 100)
 		what="pause"
 		[ "$f" = pauses ] || what="  of which handover (not drain)"
-		echo "$what, $(wc -l <"$WORK/$f") switches:" \
-			"p50 $p50 ns, p99 $p99 ns, max $max ns; median op $med ns:" \
-			"p50 $(awk -v a="$p50" -v b="$med" 'BEGIN { printf "%.1f", a / b }')x," \
-			"p99 $(awk -v a="$p99" -v b="$med" 'BEGIN { printf "%.1f", a / b }')x"
+		pause_line "$what" "$WORK/$f" "$med"
 	done >"$WORK/pause-summary"
 	return "$r"
 }

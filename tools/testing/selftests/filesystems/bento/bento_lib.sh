@@ -26,6 +26,16 @@ is() { [ "$2" = "$3" ] || { echo "$1: '$2', expected '$3'"; return 1; }; }
 nth() {
 	sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int((NR * p + 99) / 100); if (i < 1) i = 1; print v[i] }'
 }
+# pause_line WHAT FILE MEDIAN [SUFFIX]: one line on the pauses (ns) in FILE: how many
+# (SUFFIX after "switches"), p50, p99, max, and p50 and p99 as multiples of MEDIAN (the
+# load's median operation, ns).
+pause_line() {
+	p50=$(nth "$2" 50) p99=$(nth "$2" 99) max=$(nth "$2" 100)
+	echo "$1, $(wc -l <"$2") switches${4:-}:" \
+		"p50 $p50 ns, p99 $p99 ns, max $max ns; median op $3 ns:" \
+		"p50 $(awk -v a="$p50" -v b="$3" 'BEGIN { printf "%.1f", a / b }')x," \
+		"p99 $(awk -v a="$p99" -v b="$3" 'BEGIN { printf "%.1f", a / b }')x"
+}
 # stop_checkers FSXPID STATPID: after a load, waits for the stat loop and stops fsx,
 # which must still be running; says so if fsx stopped early ($WORK/fsx.out) or stat
 # calls failed ($WORK/statfail, $WORK/statfail.err), and then fails.

@@ -250,17 +250,13 @@ upgrade_cycles() {
 	med=$(awk '/^ops/ { print $6; exit }' "$WORK/load1")
 	for f in pauses pauses-handover pauses-fresh pauses-fresh-handover; do
 		[ -s "$WORK/$f" ] || continue
-		p50=$(nth "$WORK/$f" 50) p99=$(nth "$WORK/$f" 99) max=$(nth "$WORK/$f" 100)
 		case $f in
 		pauses) what="pause between loaded versions" ;;
 		pauses-handover) what="  of which handover (not drain)" ;;
 		pauses-fresh) what="pause to/from a freshly loaded module" ;;
 		*) what="  of which handover (not drain)" ;;
 		esac
-		echo "$what, $(wc -l <"$WORK/$f") switches of 2 superblocks:" \
-			"p50 $p50 ns, p99 $p99 ns, max $max ns; median op $med ns:" \
-			"p50 $(awk -v a="$p50" -v b="$med" 'BEGIN { printf "%.1f", a / b }')x," \
-			"p99 $(awk -v a="$p99" -v b="$med" 'BEGIN { printf "%.1f", a / b }')x"
+		pause_line "$what" "$WORK/$f" "$med" " of 2 superblocks"
 	done >"$WORK/pause-summary"
 	return "$r"
 }
