@@ -266,7 +266,11 @@ fn revoke_prevents_replay_of_a_reused_block() {
         assert!(!j.reusable(400), "freed by an uncommitted transaction");
         assert!(j.reusable(401));
         assert_eq!(j.first_pending(390, 20), Some(400));
-        assert_eq!(j.pending_run(390, 20), Some((400, 401)), "the run and its end");
+        assert_eq!(
+            j.pending_run(390, 20),
+            Some((400, 401)),
+            "the run and its end"
+        );
         assert_eq!(j.pending_run(401, 20), None);
         j.force_commit().unwrap();
         assert!(j.committed(tid));
