@@ -221,11 +221,7 @@ impl Xv6Fs {
                 Some(slot) => f(slot),
                 None => Err(Errno::EIO),
             };
-            if r.is_err() {
-                // Maybe half-written: checked again at the next read.
-                buf.clear_verified();
-            }
-            r
+            crate::store::unchecked_on_error(&buf, r)
         })?
     }
 

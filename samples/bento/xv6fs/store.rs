@@ -93,8 +93,8 @@ impl Dir<'_, '_> {
 }
 
 /// `r`, forgetting that `buf` was checked if `r` failed: a change that failed half-way
-/// may have left the block unsealed.
-fn unchecked_on_error(buf: &Buffer, r: Result) -> Result {
+/// may have left the block unsealed (directory and inode table blocks alike).
+pub(crate) fn unchecked_on_error(buf: &Buffer, r: Result) -> Result {
     if r.is_err() {
         buf.clear_verified();
     }
