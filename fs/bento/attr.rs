@@ -129,6 +129,8 @@ unsafe fn truncate(inode: *mut bindings::inode, size: i64, set: &SetAttr) -> Res
         bindings::bento_invalidate_lock(mapping, false);
         bindings::truncate_setsize(inode, size);
         let r = call_setattr(inode, set);
+        // Blocks past the new size may be gone (even after an error).
+        container(inode).map.forget();
         bindings::bento_invalidate_unlock(mapping, false);
         let attr = r?;
         container(inode)

@@ -22,6 +22,7 @@ mod export;
 mod file;
 mod inode;
 mod journal;
+mod mapcache;
 mod namei;
 mod registry;
 mod superblock;

@@ -48,7 +48,13 @@ static VM_OPS: Table<bindings::vm_operations_struct> = Table({
     ops
 });
 
-/// Asks the file system to map `count` blocks of `inode` from `block`.
+/// How many blocks a lookup asks the file system for, at least: the run it answers is
+/// cached ([`MapCache`](crate::mapcache::MapCache)), so the next blocks of a sequential
+/// read or overwrite need no call.
+const LOOKAHEAD: u32 = 256;
+
+/// Maps `count` blocks of `inode` from `block` (allocating holes if `create`): from the
+/// inode's cached run, or by asking the file system.
 ///
 /// # Safety
 ///
@@ -59,18 +65,51 @@ pub(crate) unsafe fn map(
     count: u32,
     create: bool,
 ) -> Result<Extent> {
+    let count = count.max(1);
+    // SAFETY: `inode` is live.
+    let cache = unsafe { &container(inode).map };
+    if let Some(e) = cache.lookup(block, count) {
+        return Ok(e);
+    }
+    let token = cache.token();
+    // Creating maps exactly what is asked for: it allocates the holes.
+    let ask = if create { count } else { count.max(LOOKAHEAD) };
     let mut e = Extent::default();
     // SAFETY: `inode` is live; `e` is valid for writes.
     to_result(unsafe {
         let ino = (*inode).i_ino as u64;
-        fs(inode).call(|ops, fs| (ops.map_blocks)(fs, ino, block, count.max(1), create, &mut e))
+        fs(inode).call(|ops, fs| (ops.map_blocks)(fs, ino, block, ask, create, &mut e))
     })?;
-    e.len = e.len.clamp(1, count.max(1));
+    e.len = e.len.clamp(1, ask);
+    cache.store(token, block, &e);
+    e.len = e.len.min(count);
     if e.new {
         // The file system's block count changed.
         crate::inode::invalidate(inode.cast_mut());
     }
     Ok(e)
+}
+
+/// Whether every block of `inode` that bytes `[pos, end)` touch is mapped.
+///
+/// # Safety
+///
+/// `inode` must be a live inode of a block bento superblock.
+unsafe fn mapped(inode: *const bindings::inode, pos: i64, end: i64) -> Result<bool> {
+    // SAFETY: `inode` is live.
+    let bits = unsafe { (*inode).i_blkbits } as u32;
+    let last = (end.max(pos + 1) as u64 - 1) >> bits;
+    let mut b = pos as u64 >> bits;
+    while b <= last {
+        let want = u32::try_from(last - b + 1).unwrap_or(u32::MAX);
+        // SAFETY: By the caller's guarantee.
+        let e = unsafe { map(inode, b, want, false) }?;
+        if e.disk_block == 0 {
+            return Ok(false);
+        }
+        b += u64::from(e.len);
+    }
+    Ok(true)
 }
 
 /// Maps (allocating) every block of `inode` that bytes `[pos, end)` touch. Returns the
@@ -296,6 +335,24 @@ unsafe fn allocate_in_handle(
     }
 }
 
+/// Gets the blocks of bytes `[pos, end)` of `inode` ready to be written: if all are
+/// mapped already (an overwrite), with no journal handle at all; otherwise allocated in
+/// a [`DataHandle`] ([`allocate_in_handle`]). Blocks wholly past the end of the file
+/// are taken for holes without a lookup: appending allocates in one call.
+///
+/// # Safety
+///
+/// As for [`DataHandle::start`].
+unsafe fn prepare(inode: *const bindings::inode, pos: i64, end: i64) -> Result<(DataHandle, u64)> {
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        if pos < bindings::i_size_read(inode) && mapped(inode, pos, end)? {
+            return Ok((DataHandle(core::ptr::null_mut()), 0));
+        }
+        allocate_in_handle(inode, pos, end)
+    }
+}
+
 /// # Safety
 ///
 /// Called by the VFS, whose contract for this operation makes every pointer valid
@@ -311,7 +368,7 @@ unsafe extern "C" fn write_begin(
     // SAFETY: VFS contract; no folio of the file is locked yet, nor a handle held.
     unsafe {
         let inode = (*mapping).host;
-        let (h, new) = match allocate_in_handle(inode, pos, pos + i64::from(len)) {
+        let (h, new) = match prepare(inode, pos, pos + i64::from(len)) {
             Ok(r) => r,
             Err(e) => return e.to_errno(),
         };
@@ -375,7 +432,7 @@ unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_
         bindings::bento_invalidate_lock(mapping, true);
         let pos = ((*vmf).__bindgen_anon_1.pgoff as i64) << bindings::PAGE_SHIFT;
         let end = (pos + bindings::PAGE_SIZE as i64).min(bindings::i_size_read(inode));
-        let err = match allocate_in_handle(inode, pos, end) {
+        let err = match prepare(inode, pos, end) {
             Ok((h, _)) => {
                 // The folio is dirtied before the handle stops, so the allocation's
                 // commit writes it first.

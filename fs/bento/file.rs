@@ -270,6 +270,8 @@ unsafe fn fallocate_locked(
                 (ops.fallocate)(fs, &req, ino, fh, offset as u64, len as u64, mode)
             }));
         if punch {
+            // The hole's blocks are gone (some of them, after an error).
+            container(inode).map.forget();
             bindings::bento_invalidate_unlock(mapping, false);
         }
         r?;

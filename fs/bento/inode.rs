@@ -14,6 +14,7 @@ use kernel::error::to_result;
 use kernel::prelude::*;
 
 use crate::call::{self, Fs};
+use crate::mapcache::MapCache;
 use crate::superblock::{fs_of, journal_of};
 use crate::{data, dir, file, namei, xattr};
 
@@ -39,6 +40,8 @@ pub(crate) struct BentoInode {
     /// from the file system and nothing changed them behind the VFS since; 0: stale
     /// (see [`getattr`]).
     pub(crate) attr_valid: AtomicUsize,
+    /// The last mapped run of a block-backed regular file (`data::map`).
+    pub(crate) map: MapCache,
     /// The VFS inode.
     pub(crate) vfs: bindings::inode,
 }
@@ -108,6 +111,8 @@ pub(crate) unsafe extern "C" fn alloc_inode(
         core::ptr::addr_of_mut!((*bi).new_blocks).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).new_first).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).attr_valid).write(AtomicUsize::new(0));
+        // INVARIANT: `map` is initialised for this inode. Its initialiser cannot fail.
+        let _ = MapCache::new().__pinned_init(core::ptr::addr_of_mut!((*bi).map));
         vfs
     }
 }
