@@ -143,6 +143,7 @@ unsafe fn truncate(inode: *mut bindings::inode, size: i64, set: &SetAttr) -> Res
 
 /// `dirty_inode`: the VFS changed the inode itself (a write grew the file, timestamps
 /// moved); pass that on to the file system, which records it in its own transaction.
+/// During a buffered write ([`data::buffered_write`]) that is left to the write's end.
 ///
 /// # Safety
 ///
@@ -152,32 +153,76 @@ pub(crate) unsafe extern "C" fn dirty_inode(inode: *mut bindings::inode, flags: 
         return;
     }
     // SAFETY: `inode` is live (VFS contract).
+    let bi = unsafe { container(inode) };
+    if bi.writing_to.load(Ordering::SeqCst) != 0 {
+        // Then checked again: a write that ended meanwhile may have missed the flag.
+        bi.record.store(true, Ordering::SeqCst);
+        if bi.writing_to.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+    }
+    // SAFETY: `inode` is live.
+    if let Err(e) = unsafe { record(inode, false) } {
+        // SAFETY: As above.
+        let ino = unsafe { (*inode).i_ino };
+        pr_err!("inode {}: recording its attributes failed ({:?})\n", ino, e);
+    }
+}
+
+/// After a buffered or direct write: records the file's size and times in the file
+/// system, if the write grew the file, allocated blocks past its end or changed its
+/// times. The file system frees what it allocated past the size (a short write).
+///
+/// # Safety
+///
+/// `inode` must be a live, locked regular-file inode of a block bento superblock.
+pub(crate) unsafe fn record_size(inode: *mut bindings::inode) -> Result {
+    // SAFETY: By the caller's guarantee.
+    let bi = unsafe { container(inode) };
+    let asked = bi.record.swap(false, Ordering::SeqCst);
+    // SAFETY: As above.
+    let size = unsafe { bindings::i_size_read(inode) } as u64;
+    if !asked && size == bi.disk_size.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // SAFETY: As above.
+    unsafe { record(inode, true) }
+}
+
+/// Passes the VFS inode's times, and its size if it grew (or always with `size`), to
+/// the file system.
+///
+/// # Safety
+///
+/// `inode` must be a live bento inode; with `size`, a locked regular file of a block
+/// file system.
+unsafe fn record(inode: *mut bindings::inode, size: bool) -> Result {
+    // SAFETY: By the caller's guarantee.
     unsafe {
         let i = &*inode;
         let bi = container(inode);
         let regular = i.i_mode & 0o170000 == FileType::RegularFile.mode_bits() as u16;
-        let size = bindings::i_size_read(inode) as u64;
-        let grow = regular && block_backed(i.i_sb) && size > bi.disk_size.load(Ordering::Relaxed);
+        let now = bindings::i_size_read(inode) as u64;
+        let grow = regular && block_backed(i.i_sb) && now > bi.disk_size.load(Ordering::Relaxed);
         let set = SetAttr {
-            size: grow.then_some(size),
+            size: (size || grow).then_some(now),
             atime: Some(TimeSet::At(Timespec::new(i.i_atime_sec, i.i_atime_nsec))),
             mtime: Some(TimeSet::At(Timespec::new(i.i_mtime_sec, i.i_mtime_nsec))),
             ctime: Some(Timespec::new(i.i_ctime_sec, i.i_ctime_nsec)),
             ..SetAttr::default()
         };
-        match call_setattr(inode, &set) {
-            Ok(_) => {
-                if grow {
-                    bi.disk_size.fetch_max(size, Ordering::Relaxed);
-                }
-            }
-            Err(e) => {
-                pr_err!(
-                    "inode {}: recording its attributes failed ({:?})\n",
-                    i.i_ino,
-                    e
-                );
-            }
+        let r = call_setattr(inode, &set);
+        if set.size.is_some() {
+            // The file system may have freed blocks past the size.
+            bi.map.forget();
+            crate::inode::invalidate(inode);
+        }
+        r?;
+        if size {
+            bi.disk_size.store(now, Ordering::Relaxed);
+        } else if grow {
+            bi.disk_size.fetch_max(now, Ordering::Relaxed);
         }
     }
+    Ok(())
 }

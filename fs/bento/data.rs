@@ -124,16 +124,36 @@ unsafe fn allocate(inode: *const bindings::inode, pos: i64, end: i64) -> Result<
         return Ok(0);
     }
     // SAFETY: `inode` is live.
-    let bits = unsafe { (*inode).i_blkbits } as u32;
+    let (bits, size, bi) = unsafe {
+        (
+            (*inode).i_blkbits as u32,
+            bindings::i_size_read(inode) as u64,
+            container(inode),
+        )
+    };
     let first = pos as u64 >> bits;
     let last = (end as u64 - 1) >> bits;
+    // A buffered write past the end of the file allocates up to its own end at once
+    // (at most `LOOKAHEAD` blocks a call): the blocks of the pages it has not copied
+    // yet lie past the size until the write records it.
+    let ahead = bi.writing_to.load(Ordering::Relaxed);
+    let ahead_last = ahead.checked_sub(1).map_or(0, |a| a >> bits);
     let mut new = 0u64;
     let mut b = first;
     while b <= last {
-        let want = u32::try_from(last - b + 1).unwrap_or(u32::MAX);
+        let mut want = last - b + 1;
+        if ahead_last > last && b << bits >= size {
+            want = want.max((ahead_last - b + 1).min(u64::from(LOOKAHEAD)));
+        }
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
         // SAFETY: By the caller's guarantee.
         let e = unsafe { map(inode, b, want, true) }?;
         if e.new {
+            if b << bits >= bi.disk_size.load(Ordering::Relaxed) {
+                // Past the recorded size: the file system keeps them until a size is
+                // recorded (`FileSystem::map_blocks`), which the write does at its end.
+                bi.record.store(true, Ordering::SeqCst);
+            }
             for i in 0..u64::from(e.len) {
                 if let Some(bit) = 1u64.checked_shl((b + i - first) as u32) {
                     new |= bit;
@@ -219,10 +239,16 @@ unsafe extern "C" fn get_block_prep(
         let bi = unsafe { container(inode) };
         let first = bi.new_first.load(Ordering::Relaxed);
         let mask = bi.new_blocks.load(Ordering::Relaxed);
-        let new = iblock
-            .checked_sub(first)
-            .and_then(|d| 1u64.checked_shl(u32::try_from(d).ok()?))
-            .is_some_and(|bit| mask & bit != 0);
+        // Blocks wholly past the end of the file hold no file data (whatever is on the
+        // disk there): new as well, so that what the write does not cover is zeroed.
+        // SAFETY: As above.
+        let past_end =
+            unsafe { (iblock << (*inode).i_blkbits) >= bindings::i_size_read(inode) as u64 };
+        let new = past_end
+            || iblock
+                .checked_sub(first)
+                .and_then(|d| 1u64.checked_shl(u32::try_from(d).ok()?))
+                .is_some_and(|bit| mask & bit != 0);
         if new {
             // SAFETY: `bh` was just mapped; it is only flagged.
             unsafe {
@@ -346,11 +372,33 @@ unsafe fn allocate_in_handle(
 unsafe fn prepare(inode: *const bindings::inode, pos: i64, end: i64) -> Result<(DataHandle, u64)> {
     // SAFETY: By the caller's guarantee.
     unsafe {
-        if pos < bindings::i_size_read(inode) && mapped(inode, pos, end)? {
+        let ready = if pos < bindings::i_size_read(inode) {
+            mapped(inode, pos, end)?
+        } else {
+            // Blocks this write allocated ahead are in the cache.
+            cached(inode, pos, end)
+        };
+        if ready {
             return Ok((DataHandle(core::ptr::null_mut()), 0));
         }
         allocate_in_handle(inode, pos, end)
     }
+}
+
+/// Whether the inode's cached run maps every block that bytes `[pos, end)` touch.
+///
+/// # Safety
+///
+/// `inode` must be a live inode of a block bento superblock.
+unsafe fn cached(inode: *const bindings::inode, pos: i64, end: i64) -> bool {
+    // SAFETY: `inode` is live.
+    let (bits, cache) = unsafe { ((*inode).i_blkbits as u32, &container(inode).map) };
+    let first = pos as u64 >> bits;
+    let last = (end.max(pos + 1) as u64 - 1) >> bits;
+    let count = u32::try_from(last - first + 1).unwrap_or(u32::MAX);
+    cache
+        .lookup(first, count)
+        .is_some_and(|e| u64::from(e.len) > last - first)
 }
 
 /// # Safety
@@ -387,8 +435,91 @@ unsafe extern "C" fn write_begin(
     }
 }
 
-/// `write_end`: the generic one (the size grows, `dirty_inode` records it in the file
-/// system, nested in the data handle), then the data handle stops.
+/// `write_iter` of buffered writes: `generic_file_write_iter`'s steps, but the pages go
+/// through [`perform_write`].
+///
+/// # Safety
+///
+/// Called by the VFS, whose contract for this operation makes every pointer valid (a
+/// block-backed regular file).
+pub(crate) unsafe fn buffered_write(
+    iocb: *mut bindings::kiocb,
+    from: *mut bindings::iov_iter,
+) -> isize {
+    // SAFETY: VFS contract.
+    unsafe {
+        let inode = (*(*iocb).ki_filp).f_inode;
+        bindings::bento_inode_lock(inode);
+        let mut ret = bindings::generic_write_checks(iocb, from);
+        if ret > 0 {
+            // Before the write starts, so the new times are recorded now (if they
+            // changed), as `dirty_inode` does.
+            let err = bindings::kiocb_modified(iocb);
+            ret = if err != 0 {
+                err as isize
+            } else {
+                perform_write(iocb, from, inode)
+            };
+        }
+        bindings::bento_inode_unlock(inode);
+        if ret > 0 {
+            ret = bindings::bento_generic_write_sync(iocb, ret);
+        }
+        ret
+    }
+}
+
+/// `generic_perform_write` with the file's size and times recorded once, at the end,
+/// not at each page ([`crate::attr::record_size`]), and blocks past the end of the file
+/// allocated up to the write's end at once ([`allocate`]): a crash before the size is
+/// recorded leaves them to the file system's recovery (`FileSystem::map_blocks`), and a
+/// short write has them freed when the size is recorded.
+///
+/// # Safety
+///
+/// `iocb` and `from` are a write's; `inode` is its file's, a block-backed regular file,
+/// locked.
+pub(crate) unsafe fn perform_write(
+    iocb: *mut bindings::kiocb,
+    from: *mut bindings::iov_iter,
+    inode: *mut bindings::inode,
+) -> isize {
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        let bi = container(inode);
+        let end = (*iocb)
+            .ki_pos
+            .saturating_add(bindings::bento_iov_iter_count(from) as i64);
+        bi.writing_to.store(end.max(1) as u64, Ordering::SeqCst);
+        let ret = bindings::generic_perform_write(iocb, from);
+        bi.writing_to.store(0, Ordering::SeqCst);
+        let size = bindings::i_size_read(inode);
+        if (*iocb).ki_pos < end && size < end {
+            // Cut short: folios past the size may keep buffers mapping blocks that
+            // recording the size frees (as ext2's `ext2_write_failed`).
+            let mapping = (*inode).i_mapping;
+            bindings::bento_invalidate_lock(mapping, false);
+            bindings::truncate_pagecache(inode, size);
+            bindings::bento_invalidate_unlock(mapping, false);
+        }
+        match crate::attr::record_size(inode) {
+            Ok(()) => ret,
+            Err(e) if ret <= 0 => e.to_errno() as isize,
+            Err(e) => {
+                // The data is in the page cache; `fsync` tries again.
+                pr_err!(
+                    "inode {}: recording the size after a write failed ({:?})\n",
+                    (*inode).i_ino,
+                    e
+                );
+                ret
+            }
+        }
+    }
+}
+
+/// `write_end`: the generic one (the size grows; [`perform_write`] records it when the
+/// write is done), then the data handle stops.
 ///
 /// # Safety
 ///

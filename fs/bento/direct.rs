@@ -104,7 +104,7 @@ pub(crate) unsafe extern "C" fn write_iter(
     // SAFETY: VFS contract.
     unsafe {
         if (*iocb).ki_flags & bindings::BENTO_IOCB_DIRECT == 0 {
-            return bindings::generic_file_write_iter(iocb, from);
+            return crate::data::buffered_write(iocb, from);
         }
         let inode = (*(*iocb).ki_filp).f_inode;
         bindings::bento_inode_lock(inode);
@@ -162,7 +162,7 @@ unsafe fn direct_write(
         }
         (*iocb).ki_flags &= !bindings::BENTO_IOCB_DIRECT;
         let start = (*iocb).ki_pos;
-        let done = bindings::generic_perform_write(iocb, from);
+        let done = crate::data::perform_write(iocb, from, inode);
         if done < 0 {
             return if ret > 0 { ret } else { done };
         }

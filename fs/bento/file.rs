@@ -154,6 +154,21 @@ pub(crate) unsafe extern "C" fn fsync(
         }
         let inode = (*file).f_inode;
         let dir = (*inode).i_mode & 0o170000 == 0o040000;
+        let regular = (*inode).i_mode & 0o170000 == 0o100000;
+        if regular
+            && crate::inode::block_backed((*inode).i_sb)
+            && bindings::i_size_read(inode) as u64
+                > container(inode).disk_size.load(Ordering::Relaxed)
+        {
+            // A write's size was not recorded (it failed, or the write is still going:
+            // wait for it).
+            bindings::bento_inode_lock(inode);
+            let r = crate::attr::record_size(inode);
+            bindings::bento_inode_unlock(inode);
+            if let Err(e) = r {
+                return e.to_errno();
+            }
+        }
         let req = call::request();
         let (ino, fh) = ((*inode).i_ino as u64, fh(file));
         let ret = fs(inode).call(|ops, fs| (ops.fsync)(fs, &req, ino, fh, datasync != 0, dir));

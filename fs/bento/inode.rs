@@ -5,7 +5,7 @@
 //! The VFS inode is the framework's: a file system sees an inode number and gets one
 //! `forget` when the inode is evicted (not one per lookup).
 
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use bento::abi::FLAG_BLOCK_DEVICE;
 use bento::{Attr, Entry, Errno, FileType};
@@ -36,6 +36,13 @@ pub(crate) struct BentoInode {
     pub(crate) new_blocks: AtomicU64,
     /// See `new_blocks`.
     pub(crate) new_first: AtomicU64,
+    /// The end (in bytes) of the buffered write in progress, 0 if none (written under
+    /// `i_rwsem`): the write allocates blocks up to it at once, and records the size
+    /// (`attr::record_size`) when it is done, not at each page.
+    pub(crate) writing_to: AtomicU64,
+    /// The write in progress must record the attributes at its end: it allocated past
+    /// the recorded size, or `dirty_inode` left times to it.
+    pub(crate) record: AtomicBool,
     /// The superblock's upgrade generation + 1 when the VFS attributes were last taken
     /// from the file system and nothing changed them behind the VFS since; 0: stale
     /// (see [`getattr`]).
@@ -110,6 +117,8 @@ pub(crate) unsafe extern "C" fn alloc_inode(
         core::ptr::addr_of_mut!((*bi).disk_size).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).new_blocks).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).new_first).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).writing_to).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).record).write(AtomicBool::new(false));
         core::ptr::addr_of_mut!((*bi).attr_valid).write(AtomicUsize::new(0));
         // INVARIANT: `map` is initialised for this inode. Its initialiser cannot fail.
         let _ = MapCache::new().__pinned_init(core::ptr::addr_of_mut!((*bi).map));

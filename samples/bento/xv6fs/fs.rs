@@ -606,13 +606,13 @@ impl Xv6Fs {
 }
 
 impl FileSystem for Xv6Fs {
-    /// Credits of one buffered write's outer handle (the framework's), in which
-    /// `map_blocks` and the `setattr` after the write nest: one `map_blocks` allocation
-    /// (at most [`MAP_CREDITS`] = 8: three indirect blocks on the path, four bitmap
-    /// blocks, the inode; see `inode.rs`) plus one `setattr` that does not truncate (the
-    /// inode: [`SETATTR_CREDITS`] = 1). Neither writes the superblock. `map_blocks`
-    /// allocates one run per call, whose blocks share one bitmap block and one indirect
-    /// block, so the run's length does not change the count.
+    /// Credits of the framework's outer handle around a page's allocation, in which
+    /// `map_blocks` (and a `setattr` that does not truncate) nest: one `map_blocks`
+    /// allocation (at most [`MAP_CREDITS`] = 9: three indirect blocks on the path, four
+    /// bitmap blocks, the inode, the superblock for the orphan list; see `inode.rs`)
+    /// plus the inode again ([`SETATTR_CREDITS`] = 1). `map_blocks` allocates one run
+    /// per call, whose blocks share one bitmap block and one indirect block, so the
+    /// run's length does not change the count.
     const DATA_CREDITS: u32 = MAP_CREDITS + SETATTR_CREDITS;
 
     fn mount(opts: &MountOptions<'_>) -> Result<Self> {
@@ -814,11 +814,28 @@ impl FileSystem for Xv6Fs {
         };
         let mut truncated = false;
         if let Some(size) = set.size {
-            let shrinks = {
-                let _st = self.state.read();
-                size < self.iget(ino)?.size
+            let (shrinks, settles) = {
+                let st = self.state.read();
+                let inode = self.iget(ino)?;
+                let orphan = inode.nlink > 0 && st.orphans.lock().set.contains_key(&ino);
+                let shrinks = size < inode.size;
+                let tail = if orphan && !shrinks {
+                    check_size(&inode, size)?;
+                    self.mapped_from(ino, &inode, size.div_ceil(BLOCK_SIZE_U64))?
+                } else {
+                    false
+                };
+                (shrinks, orphan.then_some(tail))
             };
-            if shrinks {
+            if let (false, Some(tail)) = (shrinks, settles) {
+                // The size after a write whose blocks were allocated past the old size
+                // (`map_blocks`): what lies past it goes (a short write), and the orphan
+                // list lets go.
+                if tail {
+                    self.truncate_blocks(Access::Checked, ino, size)?;
+                }
+                truncated = true;
+            } else if shrinks {
                 // Blocks past the new end go, over as many transactions as needed: the
                 // orphan list finishes the job after a crash. The framework zeroed the
                 // rest of the block holding the new end (file data is its business), so
@@ -850,7 +867,12 @@ impl FileSystem for Xv6Fs {
             let mut inode = self.iget(ino)?;
             if let Some(size) = set.size {
                 check_size(&inode, size)?;
-                // Growing makes a hole: the bytes past the old end are zero already.
+                // Growing makes a hole (the bytes past the old end are zero already), or
+                // takes in what a write put there: its data goes to the disk before this
+                // transaction commits (data=ordered, as for new blocks).
+                if size > inode.size {
+                    h.order_data(u64::from(ino), inode.size, size.saturating_sub(inode.size))?;
+                }
                 inode.size = size;
                 inode.mtime = now;
                 // Off the orphan list, unless it lost its last link meanwhile (then
@@ -1588,7 +1610,15 @@ impl Xv6Fs {
             if b != 0 {
                 return Ok(extent(b, n, false));
             }
-            let need = self.alloc_credits(ino, &inode, fblk)?;
+            // Blocks wholly past the size wait for a size change that comes in a later
+            // transaction (the framework writes a run first, then sets the size), or
+            // never (a short write, a crash): the orphan list keeps them until a
+            // `setattr` gives the size (and frees what lies past it), or recovery frees
+            // them, so blocks past the size stay zero.
+            let past_end = fblk.saturating_mul(BLOCK_SIZE_U64) >= inode.size;
+            let need = self
+                .alloc_credits(ino, &inode, fblk)?
+                .saturating_add(u32::from(past_end));
             if h.credits_left() < need {
                 // Only in a nested handle that earlier calls used up: nothing changed,
                 // the framework retries with a new handle.
@@ -1599,6 +1629,10 @@ impl Xv6Fs {
                 return Err(Errno::ENOSPC);
             }
             let r = self.alloc_run(st, h, ino, &mut inode, fblk, n);
+            let r = match r {
+                Ok(run) if past_end => self.orphan_add(h, st, ino, &mut inode).map(|()| run),
+                r => r,
+            };
             // Indirect blocks may have been added even if the run failed: keep the
             // inode in step with the bitmap.
             let w = self.iput(h, ino, &inode);

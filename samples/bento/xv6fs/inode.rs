@@ -37,9 +37,13 @@ const FREE_RESERVE: u32 = 8;
 /// the indirect blocks on the path to the run, each created or given a new pointer (3,
 /// for a triple indirect path), the bitmap blocks the new indirect blocks and the run
 /// come from (3 + 1: a run lies within one bitmap block) and the inode. A run lies within
-/// one indirect block (or the direct pointers), so its length does not matter. Nothing
-/// else (not the superblock) is written.
-pub const MAP_CREDITS: u32 = 3 + 4 + 1;
+/// one indirect block (or the direct pointers), so its length does not matter.
+pub const ALLOC_CREDITS: u32 = 3 + 4 + 1;
+
+/// Journal credits of a `map_blocks` call: [`ALLOC_CREDITS`], and 1 more for a run
+/// wholly past the file's size, which puts the file on the orphan list (the superblock,
+/// or the inode's block again).
+pub const MAP_CREDITS: u32 = ALLOC_CREDITS + 1;
 
 /// What one transaction may still free.
 struct Budget {
@@ -425,6 +429,19 @@ impl Xv6Fs {
         }
     }
 
+    /// Whether file `ino` has a block mapped at file block `from` or past it.
+    pub(crate) fn mapped_from(&self, ino: u32, inode: &DiskInode, from: u64) -> Result<bool> {
+        let mut fblk = from;
+        while fblk < MAX_FILE_BLOCKS {
+            let (b, n) = self.lookup_run(ino, inode, fblk, MAX_FILE_BLOCKS.saturating_sub(fblk))?;
+            if b != 0 {
+                return Ok(true);
+            }
+            fblk = fblk.saturating_add(n.max(1));
+        }
+        Ok(false)
+    }
+
     /// Allocates the data blocks of a run of holes from file block `fblk` (which must be
     /// a hole), up to `max` of them: the indirect blocks above it if missing, then as many
     /// contiguous disk blocks as are free right after the first one (all within one
@@ -518,12 +535,12 @@ impl Xv6Fs {
 
     /// Journal credits [`Xv6Fs::alloc_run`] needs from file block `fblk` (a hole): the
     /// inode and a bitmap block, plus the indirect block holding the pointers, or
-    /// [`MAP_CREDITS`] if indirect blocks are missing above it.
+    /// [`ALLOC_CREDITS`] if indirect blocks are missing above it.
     pub(crate) fn alloc_credits(&self, ino: u32, inode: &DiskInode, fblk: u64) -> Result<u32> {
         Ok(match self.find_leaf(ino, inode, fblk)? {
             Leaf::Direct(_) => 2,
             Leaf::Indirect { .. } => 3,
-            Leaf::Hole(_) => MAP_CREDITS,
+            Leaf::Hole(_) => ALLOC_CREDITS,
         })
     }
 

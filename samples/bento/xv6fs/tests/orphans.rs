@@ -135,3 +135,49 @@ fn threads_share_the_list() {
     fsck_clean(&dev);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A write's blocks allocated past the size (`map_blocks`, before the framework sets
+/// the size) keep the file on the orphan list: the `setattr` giving the size a short
+/// write reached frees the rest and takes it off; without one (a crash), mount frees
+/// every block past the size.
+#[test]
+fn blocks_past_the_size_wait_for_it() {
+    let dir = tempdir("orphans-ahead");
+    let img = mkfs(&dir, 16);
+    let dev = open(&img);
+    let (free, a, b) = {
+        let fs = mount(&dev).unwrap();
+        let free = fs.statfs(&REQ, ROOT_INO).unwrap().bfree;
+        let (a, _) = fs.create(&REQ, ROOT_INO, b"a", 0o100644, 0).unwrap();
+        let (b, _) = fs.create(&REQ, ROOT_INO, b"b", 0o100644, 0).unwrap();
+        let (a, b) = (a.attr.ino, b.attr.ino);
+        for ino in [a, b] {
+            let e = fs.map_blocks(ino, 0, 64, true).unwrap();
+            assert!(e.new && e.len > 1, "{e:?}");
+        }
+        assert_ne!(orphan_head(&dev), 0);
+        // A short write to `a`: 2 blocks and a bit.
+        fs.file_write(&REQ, a, 0, 0, &pattern(1, 8200), 0).unwrap();
+        assert_eq!(fs.getattr(&REQ, a).unwrap().blocks, 3 * 8);
+        assert_eq!(read_all(&fs, a).unwrap(), pattern(1, 8200));
+        // `b` never gets a size: the mount below frees its blocks.
+        (free, a, b)
+    };
+    assert_ne!(orphan_head(&dev), 0);
+    let fs = mount(&dev).unwrap();
+    assert_eq!(orphan_head(&dev), 0);
+    assert_eq!(fs.getattr(&REQ, b).unwrap().blocks, 0);
+    assert_eq!(fs.statfs(&REQ, ROOT_INO).unwrap().bfree, free - 3);
+    // Growing `a` shows zeros past its old end.
+    let set = SetAttr {
+        size: Some(40_000),
+        ..SetAttr::default()
+    };
+    fs.file_setattr(&REQ, a, &set).unwrap();
+    let mut want = pattern(1, 8200);
+    want.resize(40_000, 0);
+    assert_eq!(read_all(&fs, a).unwrap(), want);
+    drop(fs);
+    fsck_clean(&dev);
+    let _ = std::fs::remove_dir_all(&dir);
+}

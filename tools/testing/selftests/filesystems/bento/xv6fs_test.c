@@ -380,6 +380,31 @@ TEST_F(fs, write_past_eof)
 	close(fd);
 }
 
+/*
+ * A write cut short by a fault in its buffer: the size is what was copied, the blocks
+ * allocated ahead for the rest are freed, and growing the file shows zeros there.
+ */
+TEST_F(fs, short_write)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	int fd = OPEN("f", O_CREAT | O_RDWR, 0644);
+	unsigned char *buf = mmap(NULL, 64 * pg, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, buf);
+	fill(buf, 0, 3 * pg, 3);
+	ASSERT_EQ(0, munmap(buf + 3 * pg, 61 * pg));
+	EXPECT_EQ(3 * pg, write(fd, buf, 64 * pg));
+	EXPECT_EQ(3 * pg, FSTAT(fd).st_size);
+	EXPECT_EQ(3 * pg / 512, FSTAT(fd).st_blocks);
+	ASSERT_DATA(fd, 0, 3 * pg, 3);
+	ASSERT_EQ(0, ftruncate(fd, 64 * pg));
+	EXPECT_EQ(3 * pg / 512, FSTAT(fd).st_blocks);
+	ASSERT_DATA(fd, 3 * pg, 61 * pg, -1);
+	munmap(buf, 3 * pg);
+	close(fd);
+}
+
 TEST_F(fs, truncate)
 {
 	int fd = OPEN("f", O_CREAT | O_RDWR, 0644);
