@@ -26,6 +26,7 @@ import sys
 BASE = "ext4-ordered"
 # Benchmark -> (unit, higher is better). fio figures are throughput (MiB/s) or IOPS.
 FIO = {
+    "seqwrite-alloc": ("MiB/s", "write", "bw"),
     "seqwrite": ("MiB/s", "write", "bw"),
     "seqread-cold": ("MiB/s", "read", "bw"),
     "randread-cold": ("IOPS", "read", "iops"),
