@@ -48,9 +48,10 @@ static VM_OPS: Table<bindings::vm_operations_struct> = Table({
     ops
 });
 
-/// How many blocks a lookup asks the file system for, at least: the run it answers is
-/// cached ([`MapCache`](crate::mapcache::MapCache)), so the next blocks of a sequential
-/// read or overwrite need no call.
+/// How many blocks a lookup in order asks the file system for, at least: the run it
+/// answers is cached ([`MapCache`](crate::mapcache::MapCache)), so the next blocks of a
+/// sequential read or overwrite need no call. (Random lookups ask for what they need:
+/// a longer answer costs the file system a longer walk, for nothing.)
 const LOOKAHEAD: u32 = 256;
 
 /// Maps `count` blocks of `inode` from `block` (allocating holes if `create`): from the
@@ -73,7 +74,11 @@ pub(crate) unsafe fn map(
     }
     let token = cache.token();
     // Creating maps exactly what is asked for: it allocates the holes.
-    let ask = if create { count } else { count.max(LOOKAHEAD) };
+    let ask = if !create && cache.follows(block) {
+        count.max(LOOKAHEAD)
+    } else {
+        count
+    };
     let mut e = Extent::default();
     // SAFETY: `inode` is live; `e` is valid for writes.
     to_result(unsafe {
@@ -142,16 +147,18 @@ unsafe fn allocate(inode: *const bindings::inode, pos: i64, end: i64) -> Result<
     let mut b = first;
     while b <= last {
         let mut want = last - b + 1;
-        if ahead_last > last && b << bits >= size {
+        let asks_ahead = ahead_last > last && b << bits >= size;
+        if asks_ahead {
             want = want.max((ahead_last - b + 1).min(u64::from(LOOKAHEAD)));
         }
         let want = u32::try_from(want).unwrap_or(u32::MAX);
         // SAFETY: By the caller's guarantee.
         let e = unsafe { map(inode, b, want, true) }?;
         if e.new {
-            if b << bits >= bi.disk_size.load(Ordering::Relaxed) {
-                // Past the recorded size: the file system keeps them until a size is
-                // recorded (`FileSystem::map_blocks`), which the write does at its end.
+            if asks_ahead {
+                // Allocated ahead, past the size: the file system keeps them until a
+                // size is recorded (`FileSystem::map_blocks`), which the write does at
+                // its end.
                 bi.record.store(true, Ordering::SeqCst);
             }
             for i in 0..u64::from(e.len) {
@@ -536,6 +543,25 @@ unsafe extern "C" fn write_end(
     // SAFETY: VFS contract; `fsdata` is the handle `write_begin` started (or null).
     unsafe {
         let ret = bindings::generic_write_end(file, mapping, pos, len, copied, folio, fsdata);
+        let inode = (*mapping).host;
+        let bi = container(inode);
+        if !fsdata.is_null()
+            && !bi.record.load(Ordering::SeqCst)
+            && bindings::i_size_read(inode) as u64 > bi.disk_size.load(Ordering::Relaxed)
+        {
+            // This folio's blocks were allocated for it alone, in this handle, and the
+            // write allocated nothing ahead: the new size goes in the same transaction
+            // (a crash cannot separate them; the file system needs no orphan), as
+            // ext2 and ext4 `nodelalloc` do. Otherwise the write records it at its end.
+            if let Err(e) = crate::attr::record_now(inode) {
+                pr_err!(
+                    "inode {}: recording its size failed ({:?})\n",
+                    (*inode).i_ino,
+                    e
+                );
+                bi.record.store(true, Ordering::SeqCst);
+            }
+        }
         let err = DataHandle(fsdata.cast()).stop();
         if ret >= 0 && err < 0 {
             return err;

@@ -40,8 +40,8 @@ pub(crate) struct BentoInode {
     /// `i_rwsem`): the write allocates blocks up to it at once, and records the size
     /// (`attr::record_size`) when it is done, not at each page.
     pub(crate) writing_to: AtomicU64,
-    /// The write in progress must record the attributes at its end: it allocated past
-    /// the recorded size, or `dirty_inode` left times to it.
+    /// The write in progress must record the attributes at its end: it allocated blocks
+    /// ahead, past the recorded size, or `dirty_inode` left times to it.
     pub(crate) record: AtomicBool,
     /// The superblock's upgrade generation + 1 when the VFS attributes were last taken
     /// from the file system and nothing changed them behind the VFS since; 0: stale

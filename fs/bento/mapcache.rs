@@ -54,6 +54,13 @@ impl MapCache {
         })
     }
 
+    /// Whether `block` is where the cached run ends (or, with nothing cached, the file's
+    /// first block): the file is being read or written in order.
+    pub(crate) fn follows(&self, block: u64) -> bool {
+        let r = self.run.lock();
+        r.file_block.saturating_add(r.len) == block
+    }
+
     /// What [`MapCache::store`] needs: taken before asking the file system.
     pub(crate) fn token(&self) -> u64 {
         self.run.lock().forgotten

@@ -473,14 +473,16 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     /// - Map (and allocate) as long a run as possible, up to `count`: the framework
     ///   calls once per run, and one call (and transaction) per block would make bulk
     ///   I/O slow.
-    /// - Blocks may be allocated wholly past the size: a write allocates up to its own
+    /// - A run may be allocated wholly past the size: a write allocates up to its own
     ///   end at once, copies the data in, and only then sets the new size with
     ///   [`FileSystem::setattr`] (which also comes after a short write, with the size
-    ///   it reached). Until that `setattr`, those blocks must not be able to show stale
-    ///   data: a file system that, like xv6fs, keeps the blocks past the size zeroed
-    ///   puts the file on its orphan list (recovery frees blocks past the size), and its
-    ///   `setattr` frees the blocks past the size it sets. A `setattr` that grows the
-    ///   size orders the data it takes in ([`Handle::order_data`](crate::journal::Handle::order_data)).
+    ///   it reached). The run's first block is the one being written now; the others
+    ///   must not be able to show stale data until that `setattr`: a file system that,
+    ///   like xv6fs, keeps the blocks past the size zeroed puts the file on its orphan
+    ///   list when such a run is longer than one block (recovery frees blocks past the
+    ///   size), and its `setattr` frees the blocks past the size it sets. A `setattr`
+    ///   that grows the size orders the data it takes in
+    ///   ([`Handle::order_data`](crate::journal::Handle::order_data)).
     fn map_blocks(
         &self,
         _ino: Ino,

@@ -116,6 +116,11 @@ pub struct Orphans {
     /// ([`Xv6Fs::process_orphans`]). An inode goes on the list once, whatever its
     /// reasons (no links left, a truncation in progress), and comes off once.
     pub(crate) set: BTreeMap<u32, ()>,
+    /// Of the inodes in `set` because `map_blocks` allocated past their size, the
+    /// file block their allocations there end at, so that the `setattr` giving the size
+    /// knows whether any lie past it without a walk (missing, after a remount or an
+    /// upgrade: it walks).
+    pub(crate) ahead: BTreeMap<u32, u64>,
     /// `set` was filled from the disk (a read-write mount; a read-only one leaves it
     /// empty until it becomes read-write).
     pub(crate) loaded: bool,
@@ -351,6 +356,7 @@ impl Xv6Fs {
         self.set_orphan_link(h, ino, 0)?;
         inode.orphan_next = 0;
         o.set.remove(&ino);
+        o.ahead.remove(&ino);
         Ok(())
     }
 
@@ -358,6 +364,7 @@ impl Xv6Fs {
     fn load_orphans(&self, st: &State) -> Result {
         let mut o = st.orphans.lock();
         o.set.clear();
+        o.ahead.clear();
         o.loaded = false;
         let mut ino = o.head;
         let mut steps = 0u32;
@@ -652,6 +659,7 @@ impl FileSystem for Xv6Fs {
         let orphans = Orphans {
             head: sb.orphan_head,
             set: BTreeMap::new(),
+            ahead: BTreeMap::new(),
             loaded: false,
         };
         let generation = u32::try_from(bento::time::now().sec & 0xffff_ffff).unwrap_or(0);
@@ -817,11 +825,19 @@ impl FileSystem for Xv6Fs {
             let (shrinks, settles) = {
                 let st = self.state.read();
                 let inode = self.iget(ino)?;
-                let orphan = inode.nlink > 0 && st.orphans.lock().set.contains_key(&ino);
+                let (orphan, ahead) = {
+                    let o = st.orphans.lock();
+                    (o.set.contains_key(&ino), o.ahead.get(&ino).copied())
+                };
+                let orphan = orphan && inode.nlink > 0;
                 let shrinks = size < inode.size;
+                let keep = size.div_ceil(BLOCK_SIZE_U64);
                 let tail = if orphan && !shrinks {
                     check_size(&inode, size)?;
-                    self.mapped_from(ino, &inode, size.div_ceil(BLOCK_SIZE_U64))?
+                    match ahead {
+                        Some(end) => end > keep,
+                        None => self.mapped_from(ino, &inode, keep)?,
+                    }
                 } else {
                     false
                 };
@@ -1610,11 +1626,12 @@ impl Xv6Fs {
             if b != 0 {
                 return Ok(extent(b, n, false));
             }
-            // Blocks wholly past the size wait for a size change that comes in a later
-            // transaction (the framework writes a run first, then sets the size), or
-            // never (a short write, a crash): the orphan list keeps them until a
-            // `setattr` gives the size (and frees what lies past it), or recovery frees
-            // them, so blocks past the size stay zero.
+            // A run wholly past the size: its first block is the one being written
+            // (its data and the new size come in this transaction), the others wait
+            // for a size change in a later one (the framework writes the run first,
+            // then sets the size), or never (a short write, a crash). The orphan list
+            // keeps them until a `setattr` gives the size (and frees what lies past
+            // it), or recovery frees them, so blocks past the size stay zero.
             let past_end = fblk.saturating_mul(BLOCK_SIZE_U64) >= inode.size;
             let need = self
                 .alloc_credits(ino, &inode, fblk)?
@@ -1630,7 +1647,15 @@ impl Xv6Fs {
             }
             let r = self.alloc_run(st, h, ino, &mut inode, fblk, n);
             let r = match r {
-                Ok(run) if past_end => self.orphan_add(h, st, ino, &mut inode).map(|()| run),
+                Ok(run) if past_end && run.1 > 1 => {
+                    self.orphan_add(h, st, ino, &mut inode).and_then(|()| {
+                        let mut o = st.orphans.lock();
+                        let end = fblk.saturating_add(run.1);
+                        let was = o.ahead.get(&ino).copied().unwrap_or(0);
+                        o.ahead.insert(ino, was.max(end))?;
+                        Ok(run)
+                    })
+                }
                 r => r,
             };
             // Indirect blocks may have been added even if the run failed: keep the

@@ -247,6 +247,8 @@ pub(crate) fn decode(blob: &[u8]) -> Result<(State, Superblock)> {
             Orphans {
                 head,
                 set: orphans,
+                // Not handed over: the new version walks (`setattr`).
+                ahead: BTreeMap::new(),
                 loaded,
             },
             generation,

@@ -641,3 +641,31 @@ fn many_switches_under_a_concurrent_workload() {
     drop(fs);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Blocks a write allocated past the size before the switch (the file on the orphan
+/// list, where they end not handed over): the `setattr` after it finds them by walking,
+/// frees them and takes the file off the list.
+#[test]
+fn blocks_allocated_ahead_survive_a_switch() {
+    let dir = tempdir("upgrade-ahead");
+    let img = mkfs(&dir, 16);
+    let dev = open(&img);
+    let fs = mount(&dev).unwrap();
+    let (e, _) = fs.create(&REQ, ROOT_INO, b"f", 0o100644, 0).unwrap();
+    let ino = e.attr.ino;
+    let free = fs.statfs(&REQ, ROOT_INO).unwrap().bfree;
+    let run = fs.map_blocks(ino, 0, 40, true).unwrap();
+    assert!(run.new && run.len > 2, "{run:?}");
+    let fs = switch(fs);
+    assert_ne!(superblock(&dev).orphan_head, 0);
+    let set = SetAttr {
+        size: Some(5000),
+        ..SetAttr::default()
+    };
+    fs.file_setattr(&REQ, ino, &set).unwrap();
+    assert_eq!(superblock(&dev).orphan_head, 0);
+    assert_eq!(fs.getattr(&REQ, ino).unwrap().blocks, 2 * 8);
+    assert_eq!(fs.statfs(&REQ, ROOT_INO).unwrap().bfree, free - 2);
+    unmount_and_check(fs, &dev);
+    let _ = std::fs::remove_dir_all(&dir);
+}
