@@ -92,6 +92,15 @@ impl BlockDevice {
         self.inner.read(blocknr).map(|inner| Buffer { inner })
     }
 
+    /// Starts reading block `blocknr` into the cache if it is not there, without waiting,
+    /// so that a later [`BlockDevice::read`] of it finds it, or waits less: for metadata
+    /// a sequential walk will need next (ext4 reads inode table blocks ahead the same
+    /// way). A hint: blocks off the device and errors are ignored (the later `read`
+    /// reports them). The userspace backend reads synchronously and ignores it.
+    pub fn readahead(&self, blocknr: u64) {
+        self.inner.readahead(blocknr)
+    }
+
     /// Returns a reference to block `blocknr` **without reading it**, for a block that is
     /// about to be overwritten completely (a newly allocated block). Its contents are
     /// unspecified until written (the userspace backend zeroes a block it did not have

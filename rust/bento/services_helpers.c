@@ -46,6 +46,12 @@ void rust_helper_bento_clear_buffer_verified(struct buffer_head *bh)
 	clear_buffer_verified(bh);
 }
 
+/* Starts reading @block into the buffer cache unless it is there; does not wait. */
+void rust_helper_bento_sb_breadahead(struct super_block *sb, u64 block)
+{
+	sb_breadahead(sb, block);
+}
+
 struct buffer_head *rust_helper_bento_sb_getblk(struct super_block *sb, u64 block)
 {
 	return sb_getblk(sb, block);

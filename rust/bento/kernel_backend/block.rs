@@ -149,6 +149,14 @@ impl Device {
         }
     }
 
+    pub(crate) fn readahead(&self, blocknr: u64) {
+        if blocknr >= self.nr_blocks() {
+            return;
+        }
+        // SAFETY: As in `read`; `sb_breadahead` takes no reference it keeps.
+        unsafe { bindings::bento_sb_breadahead(self.sb.as_ptr(), blocknr) };
+    }
+
     pub(crate) fn get(&self, blocknr: u64) -> Result<Buf> {
         self.check_range(blocknr, 1)?;
         // SAFETY: As in `read`. `sb_getblk` does not read the block: the buffer may not be up

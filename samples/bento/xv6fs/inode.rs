@@ -358,9 +358,22 @@ impl Xv6Fs {
                 return Ok(Leaf::Indirect { blk: cur, idx: *i });
             }
             let buf = self.dev.read(u64::from(cur))?;
-            let next = self.check_ptr(ino, ptr_at(&buf.lock(), *i))?;
+            let g = buf.lock();
+            let next = self.check_ptr(ino, ptr_at(&g, *i))?;
             if next == 0 {
                 return Ok(Leaf::Hole(rest_below(depth.saturating_add(1))));
+            }
+            // In the last quarter of a leaf: a sequential read or write needs the next
+            // leaf soon; start reading it now rather than stall on it then.
+            let in_leaf = idx.get(level.saturating_sub(1)).copied().unwrap_or(0);
+            if depth.saturating_add(2) == level
+                && in_leaf >= PTRS_PER_BLOCK.saturating_sub(PTRS_PER_BLOCK / 4)
+                && i.saturating_add(1) < PTRS_PER_BLOCK
+            {
+                let sibling = ptr_at(&g, i.saturating_add(1));
+                if sibling != 0 {
+                    self.dev.readahead(u64::from(sibling));
+                }
             }
             cur = next;
         }
