@@ -56,6 +56,23 @@ fn get_is_zeroed_and_bounds_are_checked() {
     assert_eq!(dev.get(u64::MAX).unwrap_err(), Errno::EIO);
 }
 
+/// `readahead` is a hint: on or off the device it fails nothing, and a dirty cached
+/// block it names keeps its contents.
+#[test]
+fn readahead_is_a_hint() {
+    let img = Image::new("ra", 8);
+    img.write_block(2, &pattern(2));
+    let dev = img.open();
+    let b = dev.read(5).unwrap();
+    b.lock().copy_from_slice(&pattern(5));
+    b.mark_dirty();
+    for n in [2, 5, 7, 8, u64::MAX] {
+        dev.readahead(n);
+    }
+    assert_eq!(&dev.read(2).unwrap().lock()[..], &pattern(2)[..]);
+    assert_eq!(&dev.read(5).unwrap().lock()[..], &pattern(5)[..]);
+}
+
 #[test]
 fn bad_block_size_is_refused() {
     let img = Image::new("bs", 8);
