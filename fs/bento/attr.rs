@@ -189,24 +189,14 @@ pub(crate) unsafe fn record_size(inode: *mut bindings::inode) -> Result {
     unsafe { record(inode, true) }
 }
 
-/// Records the size and times now (in the caller's journal handle, if any).
-///
-/// # Safety
-///
-/// `inode` must be a live, locked regular-file inode of a block bento superblock.
-pub(crate) unsafe fn record_now(inode: *mut bindings::inode) -> Result {
-    // SAFETY: By the caller's guarantee.
-    unsafe { record(inode, true) }
-}
-
 /// Passes the VFS inode's times, and its size if it grew (or always with `size`), to
-/// the file system.
+/// the file system, now (in the caller's journal handle, if any).
 ///
 /// # Safety
 ///
 /// `inode` must be a live bento inode; with `size`, a locked regular file of a block
 /// file system.
-unsafe fn record(inode: *mut bindings::inode, size: bool) -> Result {
+pub(crate) unsafe fn record(inode: *mut bindings::inode, size: bool) -> Result {
     // SAFETY: By the caller's guarantee.
     unsafe {
         let i = &*inode;

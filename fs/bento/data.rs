@@ -69,12 +69,12 @@ pub(crate) unsafe fn map(
     let count = count.max(1);
     // SAFETY: `inode` is live.
     let cache = unsafe { &container(inode).map };
-    if let Some(e) = cache.lookup(block, count) {
-        return Ok(e);
-    }
-    let token = cache.token();
+    let miss = match cache.lookup(block, count) {
+        Ok(e) => return Ok(e),
+        Err(miss) => miss,
+    };
     // Creating maps exactly what is asked for: it allocates the holes.
-    let ask = if !create && cache.follows(block) {
+    let ask = if !create && miss.follows {
         count.max(LOOKAHEAD)
     } else {
         count
@@ -86,7 +86,7 @@ pub(crate) unsafe fn map(
         fs(inode).call(|ops, fs| (ops.map_blocks)(fs, ino, block, ask, create, &mut e))
     })?;
     e.len = e.len.clamp(1, ask);
-    cache.store(token, block, &e);
+    cache.store(miss.token, block, &e);
     e.len = e.len.min(count);
     if e.new {
         // The file system's block count changed.
@@ -405,7 +405,7 @@ unsafe fn cached(inode: *const bindings::inode, pos: i64, end: i64) -> bool {
     let count = u32::try_from(last - first + 1).unwrap_or(u32::MAX);
     cache
         .lookup(first, count)
-        .is_some_and(|e| u64::from(e.len) > last - first)
+        .is_ok_and(|e| u64::from(e.len) > last - first)
 }
 
 /// # Safety
@@ -553,7 +553,7 @@ unsafe extern "C" fn write_end(
             // write allocated nothing ahead: the new size goes in the same transaction
             // (a crash cannot separate them; the file system needs no orphan), as
             // ext2 and ext4 `nodelalloc` do. Otherwise the write records it at its end.
-            if let Err(e) = crate::attr::record_now(inode) {
+            if let Err(e) = crate::attr::record(inode, true) {
                 pr_err!(
                     "inode {}: recording its size failed ({:?})\n",
                     (*inode).i_ino,

@@ -6,7 +6,7 @@
 //! Only mapped runs are kept, never holes, so allocation cannot make an entry wrong;
 //! what unmaps blocks (truncate, punching a hole) calls [`MapCache::forget`] after the
 //! file system freed them. An answer is stored only if nothing was forgotten since
-//! before the file system was asked ([`MapCache::token`]), so a run read before a
+//! before the file system was asked ([`Miss::token`]), so a run read before a
 //! truncate is never cached after it. The file system's mapping is the disk's: a live
 //! upgrade does not change it.
 
@@ -24,6 +24,15 @@ struct Run {
     len: u64,
 }
 
+/// A lookup the cache could not answer.
+pub(crate) struct Miss {
+    /// What [`MapCache::store`] needs: the state before the file system is asked.
+    pub(crate) token: u64,
+    /// `block` is where the cached run ends (or, with nothing cached, the file's first
+    /// block): the file is being read or written in order.
+    pub(crate) follows: bool,
+}
+
 /// One file's cached run (see the module documentation).
 #[pin_data]
 pub(crate) struct MapCache {
@@ -39,35 +48,27 @@ impl MapCache {
         })
     }
 
-    /// The run mapped from `block`, at most `count` blocks long, if it is cached.
-    pub(crate) fn lookup(&self, block: u64, count: u32) -> Option<Extent> {
+    /// The run mapped from `block`, at most `count` blocks long, if it is cached;
+    /// otherwise what the caller needs to ask the file system (one lock either way).
+    pub(crate) fn lookup(&self, block: u64, count: u32) -> Result<Extent, Miss> {
         let r = self.run.lock();
-        let off = block.checked_sub(r.file_block)?;
-        if off >= r.len {
-            return None;
+        let off = block.wrapping_sub(r.file_block);
+        if block < r.file_block || off >= r.len {
+            return Err(Miss {
+                token: r.forgotten,
+                follows: r.file_block.saturating_add(r.len) == block,
+            });
         }
         let len = (r.len - off).min(u64::from(count.max(1)));
-        Some(Extent {
+        Ok(Extent {
             disk_block: r.disk_block.saturating_add(off),
             len: u32::try_from(len).unwrap_or(u32::MAX),
             new: false,
         })
     }
 
-    /// Whether `block` is where the cached run ends (or, with nothing cached, the file's
-    /// first block): the file is being read or written in order.
-    pub(crate) fn follows(&self, block: u64) -> bool {
-        let r = self.run.lock();
-        r.file_block.saturating_add(r.len) == block
-    }
-
-    /// What [`MapCache::store`] needs: taken before asking the file system.
-    pub(crate) fn token(&self) -> u64 {
-        self.run.lock().forgotten
-    }
-
     /// Caches `e`, the file system's answer for `block`, unless it is a hole or the
-    /// cache forgot its runs since `token` was taken.
+    /// cache forgot its runs since the miss gave `token`.
     pub(crate) fn store(&self, token: u64, block: u64, e: &Extent) {
         if e.disk_block == 0 {
             return;
