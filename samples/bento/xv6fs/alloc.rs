@@ -27,9 +27,18 @@ pub struct Bitmap {
     /// Whether a free moves the hint back to the freed object: not for blocks, which
     /// wait for the commit of their freeing (the search would walk through them).
     rewind: bool,
+    /// Objects at the start of each bitmap block's range kept for metadata: data
+    /// takes them only when nothing else is free (0: none).
+    zone: u32,
     /// What it allocates, for messages.
     what: &'static str,
 }
+
+/// Blocks at the start of each bitmap block's range (128 MiB of disk) kept for
+/// indirect blocks, so that those of a file written in sequence do not split its data
+/// into 4 MiB pieces (ext3's metaclustering): one leaf per 4 MiB of data, 63 leaves and
+/// a double-indirect block per zone.
+pub const META_ZONE: u32 = 64;
 
 /// The first object of `[n, n + len)` that must not be allocated yet although its bit may
 /// be clear (a block whose freeing has not committed), and the end of the run of such
@@ -106,15 +115,19 @@ impl Bitmap {
             free,
             hint,
             rewind: true,
+            zone: 0,
             what,
         })
     }
 
-    /// The same bitmap, for objects reused only after the commit of their freeing
-    /// (blocks): a free leaves the hint where it is.
-    pub fn reused_after_commit(self) -> Bitmap {
+    /// The same bitmap, for blocks: a block is reused only after the commit of its
+    /// freeing, so a free leaves the hint where it is; and the first [`META_ZONE`]
+    /// blocks of each bitmap block's range are kept for indirect blocks
+    /// ([`Bitmap::alloc_meta`]).
+    pub fn for_blocks(self) -> Bitmap {
         Bitmap {
             rewind: false,
+            zone: META_ZONE,
             ..self
         }
     }
@@ -153,7 +166,8 @@ impl Bitmap {
     /// free one at or after `goal` (as [`Bitmap::alloc`] finds it) and the free, usable
     /// ones right after it, within its bitmap block. Returns the first and the count.
     /// The search skips full bytes, and asks `pending` once per window and again past
-    /// each run of pending objects it meets, not once per free bit.
+    /// each run of pending objects it meets, not once per free bit. It leaves the
+    /// metadata zones ([`Bitmap::alloc_meta`]) alone while anything else is free.
     pub fn alloc_run(
         &mut self,
         dev: &BlockDevice,
@@ -179,64 +193,129 @@ impl Bitmap {
             let base = block.saturating_mul(BITS_PER_BLOCK);
             let from = if step == 0 { start } else { base };
             let to = base.saturating_add(BITS_PER_BLOCK).min(self.nbits);
-            let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
-            let found = {
-                let g = buf.lock();
-                let clear = |n: u32| {
-                    let (_, byte, mask) = bit_location(n);
-                    g.get(byte).is_some_and(|b| b & mask == 0)
-                };
-                let full_byte = |n: u32| {
-                    let (_, byte, _) = bit_location(n);
-                    n & 7 == 0 && g.get(byte) == Some(&0xff)
-                };
-                let window = |n: u32| pending(n, to.saturating_sub(n));
-                let mut n = from.max(self.first);
-                // The next pending run at or after `n`: (its first object, its end).
-                let mut next_pending = window(n);
-                let mut hit = None;
-                while n < to {
-                    if next_pending.is_some_and(|(_, e)| e <= n) {
-                        next_pending = window(n);
-                    }
-                    match next_pending {
-                        Some((p, e)) if p <= n => {
-                            n = e.max(n.saturating_add(1));
-                            next_pending = window(n);
-                        }
-                        _ if full_byte(n) => n = n.saturating_add(8),
-                        _ if !clear(n) => n = n.saturating_add(1),
-                        _ => {
-                            hit = Some(n);
-                            break;
-                        }
-                    }
+            let from = from.max(self.zone(block).1);
+            if let Some((n, count)) = self.take(dev, h, from, to, max, pending)? {
+                self.hint = n.saturating_add(count);
+                return Ok((n, count));
+            }
+        }
+        // Only the metadata zones have room (a nearly full disk): data may use them.
+        if self.zone > 0 {
+            for block in 0..blocks {
+                let (lo, hi) = self.zone(block);
+                if let Some(found) = self.take(dev, h, lo, hi, max, pending)? {
+                    return Ok(found);
                 }
-                hit.map(|n| {
-                    let limit = n.saturating_add(max.clamp(1, self.free)).min(to);
-                    let limit =
-                        next_pending.map_or(limit, |(p, _)| p.max(n.saturating_add(1)).min(limit));
-                    let end = (n.saturating_add(1)..limit)
-                        .find(|&m| !clear(m))
-                        .unwrap_or(limit);
-                    (n, end.saturating_sub(n))
-                })
-            };
-            let Some((n, count)) = found else { continue };
-            h.modify(&buf, |b| {
-                for m in n..n.saturating_add(count) {
-                    let (_, byte, mask) = bit_location(m);
-                    if let Some(x) = b.get_mut(byte) {
-                        *x |= mask;
-                    }
-                }
-            })?;
-            self.free = self.free.saturating_sub(count);
-            self.hint = n.saturating_add(count);
-            return Ok((n, count));
+            }
         }
         // Free objects exist but all await the commit of their freeing: make room.
         Err(Errno::ENOSPC)
+    }
+
+    /// Allocates an object for metadata (an indirect block) in the metadata zone of
+    /// the bitmap block that covers `near` (else the hint), out of the way of data
+    /// runs; if that zone is full, as [`Bitmap::alloc`] would, near `near`. Leaves
+    /// the hint, which belongs to data, where it is.
+    pub fn alloc_meta(
+        &mut self,
+        dev: &BlockDevice,
+        h: &Handle<'_>,
+        near: Option<u32>,
+        pending: Pending<'_>,
+    ) -> Result<u32> {
+        let near = near.filter(|g| *g >= self.first && *g < self.nbits);
+        if self.zone > 0 && self.free > 0 {
+            let block = near.unwrap_or(self.hint) / BITS_PER_BLOCK;
+            let (lo, hi) = self.zone(block);
+            if let Some((n, _)) = self.take(dev, h, lo, hi, 1, pending)? {
+                return Ok(n);
+            }
+        }
+        self.alloc(dev, h, near, pending)
+    }
+
+    /// The metadata zone of bitmap block `block`: its first [`Bitmap::zone`] allocatable
+    /// objects (empty without zones).
+    fn zone(&self, block: u32) -> (u32, u32) {
+        let base = block.saturating_mul(BITS_PER_BLOCK);
+        let end = base.saturating_add(BITS_PER_BLOCK).min(self.nbits);
+        let lo = base.max(self.first).min(end);
+        (lo, lo.saturating_add(self.zone).min(end))
+    }
+
+    /// Takes the first free, usable object in `[from, to)` (within one bitmap block)
+    /// and the free, usable ones right after it, up to `max` (at least 1) in all: marks
+    /// them used in transaction `h` and returns the first and the count.
+    fn take(
+        &mut self,
+        dev: &BlockDevice,
+        h: &Handle<'_>,
+        from: u32,
+        to: u32,
+        max: u32,
+        pending: Pending<'_>,
+    ) -> Result<Option<(u32, u32)>> {
+        let from = from.max(self.first);
+        if from >= to {
+            return Ok(None);
+        }
+        let block = from / BITS_PER_BLOCK;
+        let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
+        let found = {
+            let g = buf.lock();
+            let clear = |n: u32| {
+                let (_, byte, mask) = bit_location(n);
+                g.get(byte).is_some_and(|b| b & mask == 0)
+            };
+            let full_byte = |n: u32| {
+                let (_, byte, _) = bit_location(n);
+                n & 7 == 0 && g.get(byte) == Some(&0xff)
+            };
+            let window = |n: u32| pending(n, to.saturating_sub(n));
+            let mut n = from;
+            // The next pending run at or after `n`: (its first object, its end).
+            let mut next_pending = window(n);
+            let mut hit = None;
+            while n < to {
+                if next_pending.is_some_and(|(_, e)| e <= n) {
+                    next_pending = window(n);
+                }
+                match next_pending {
+                    Some((p, e)) if p <= n => {
+                        n = e.max(n.saturating_add(1));
+                        next_pending = window(n);
+                    }
+                    _ if full_byte(n) => n = n.saturating_add(8),
+                    _ if !clear(n) => n = n.saturating_add(1),
+                    _ => {
+                        hit = Some(n);
+                        break;
+                    }
+                }
+            }
+            hit.map(|n| {
+                let limit = n.saturating_add(max.clamp(1, self.free)).min(to);
+                let limit =
+                    next_pending.map_or(limit, |(p, _)| p.max(n.saturating_add(1)).min(limit));
+                let end = (n.saturating_add(1)..limit)
+                    .find(|&m| !clear(m))
+                    .unwrap_or(limit);
+                (n, end.saturating_sub(n))
+            })
+        };
+        let Some((n, count)) = found else {
+            return Ok(None);
+        };
+        h.modify(&buf, |b| {
+            for m in n..n.saturating_add(count) {
+                let (_, byte, mask) = bit_location(m);
+                if let Some(x) = b.get_mut(byte) {
+                    *x |= mask;
+                }
+            }
+        })?;
+        self.free = self.free.saturating_sub(count);
+        Ok(Some((n, count)))
     }
 
     /// Frees object `n`.

@@ -92,7 +92,8 @@ pub struct State {
 }
 
 impl State {
-    /// The state of a mount from its allocators, orphan list and inode generation.
+    /// The state of a mount from its allocators (`blocks` becomes
+    /// [`Bitmap::for_blocks`]), orphan list and inode generation.
     pub(crate) fn new(
         blocks: Bitmap,
         inodes: Bitmap,
@@ -100,7 +101,7 @@ impl State {
         generation: u32,
     ) -> Result<State> {
         Ok(State {
-            blocks: bento::new_mutex!(blocks, "xv6fs::block_allocator")?,
+            blocks: bento::new_mutex!(blocks.for_blocks(), "xv6fs::block_allocator")?,
             inodes: bento::new_mutex!(inodes, "xv6fs::inode_allocator")?,
             orphans: bento::new_mutex!(orphans, "xv6fs::orphans")?,
             generation: AtomicU32::new(generation),
@@ -647,8 +648,7 @@ impl FileSystem for Xv6Fs {
             sb.nblocks,
             sb.data_start,
             BLOCK_BITMAP,
-        )?
-        .reused_after_commit();
+        )?;
         let inodes = Bitmap::load(
             &dev,
             sb.inode_bitmap_start,

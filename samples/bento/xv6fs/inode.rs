@@ -260,7 +260,9 @@ impl Xv6Fs {
     }
 
     /// Allocates a block near `goal` (else where the allocator's search is); metadata
-    /// blocks are zeroed in the transaction.
+    /// blocks go in the metadata zone of `goal`'s part of the disk
+    /// ([`Bitmap::alloc_meta`](crate::alloc::Bitmap::alloc_meta)) and are zeroed in
+    /// the transaction.
     fn new_block(
         &self,
         st: &State,
@@ -270,7 +272,11 @@ impl Xv6Fs {
         meta: bool,
     ) -> Result<u32> {
         let pending = crate::alloc::blocks_pending(&self.journal);
-        let b = st.blocks.lock().alloc(&self.dev, h, goal, &pending)?;
+        let b = if meta {
+            st.blocks.lock().alloc_meta(&self.dev, h, goal, &pending)?
+        } else {
+            st.blocks.lock().alloc(&self.dev, h, goal, &pending)?
+        };
         inode.blocks = inode.blocks.saturating_add(SECTORS_PER_BLOCK);
         if meta {
             let buf = self.dev.get(u64::from(b))?;
@@ -487,12 +493,7 @@ impl Xv6Fs {
                 if p != 0 {
                     return Err(Errno::EEXIST);
                 }
-                let goal = slot
-                    .checked_sub(1)
-                    .and_then(|s| inode.addrs.get(s))
-                    .filter(|p| **p != 0)
-                    .map(|p| p.saturating_add(1))
-                    .or_else(|| self.goal(inode));
+                let goal = self.near(ino, inode, fblk)?;
                 let (first, n) =
                     st.blocks
                         .lock()
@@ -515,17 +516,15 @@ impl Xv6Fs {
                 if p != 0 {
                     return Err(Errno::EEXIST);
                 }
-                let goal = match idx.checked_sub(1) {
-                    Some(prev) => match ptr_at(&buf.lock(), prev) {
-                        0 => blk.saturating_add(1),
-                        p => p.saturating_add(1),
-                    },
-                    None => blk.saturating_add(1),
+                let prev = idx.checked_sub(1).map_or(0, |i| ptr_at(&buf.lock(), i));
+                let goal = match prev {
+                    0 => self.near(ino, inode, fblk)?,
+                    p => Some(p.saturating_add(1)),
                 };
                 let (first, n) =
                     st.blocks
                         .lock()
-                        .alloc_run(&self.dev, h, Some(goal), max32(holes), &pending)?;
+                        .alloc_run(&self.dev, h, goal, max32(holes), &pending)?;
                 h.modify(&buf, |d| {
                     for k in 0..n {
                         set_ptr(d, idx.saturating_add(u64::from(k)), first.saturating_add(k));
@@ -565,8 +564,22 @@ impl Xv6Fs {
         inode.addrs.first().copied().filter(|a| *a != 0)
     }
 
+    /// Where a new block for file block `fblk` goes: right after the disk block of file
+    /// block `fblk - 1` if that is mapped (a file written in sequence stays one run
+    /// across its indirect blocks, which lie elsewhere), else [`Xv6Fs::goal`].
+    fn near(&self, ino: u32, inode: &DiskInode, fblk: u64) -> Result<Option<u32>> {
+        if let Some(prev) = fblk.checked_sub(1) {
+            let (b, _) = self.lookup_run(ino, inode, prev, 1)?;
+            if b != 0 {
+                return Ok(Some(b.saturating_add(1)));
+            }
+        }
+        Ok(self.goal(inode))
+    }
+
     /// Allocates the missing indirect blocks on the path to file block `fblk` (not the
-    /// data block itself).
+    /// data block itself), in the metadata zone of the part of the disk its data goes
+    /// to.
     fn alloc_path(
         &self,
         st: &State,
@@ -579,10 +592,10 @@ impl Xv6Fs {
         if level == 0 {
             return Ok(());
         }
+        let near = self.near(ino, inode, fblk)?;
         let mut cur = self.check_ptr(ino, inode.addrs.get(slot).copied().ok_or(Errno::EIO)?)?;
         if cur == 0 {
-            let goal = self.goal(inode);
-            cur = self.new_block(st, h, inode, goal, true)?;
+            cur = self.new_block(st, h, inode, near, true)?;
             if let Some(s) = inode.addrs.get_mut(slot) {
                 *s = cur;
             }
@@ -594,7 +607,7 @@ impl Xv6Fs {
                 cur = next;
                 continue;
             }
-            let b = self.new_block(st, h, inode, Some(cur), true)?;
+            let b = self.new_block(st, h, inode, near, true)?;
             h.modify(&buf, |d| set_ptr(d, *i, b))?;
             cur = b;
         }

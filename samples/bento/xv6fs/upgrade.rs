@@ -228,8 +228,7 @@ pub(crate) fn decode(blob: &[u8]) -> Result<(State, Superblock)> {
         r.u32(off::BLOCKS_FREE),
         r.u32(off::BLOCKS_HINT),
         BLOCK_BITMAP,
-    )?
-    .reused_after_commit();
+    )?;
     let inodes = Bitmap::with_counts(
         sb.inode_bitmap_start,
         sb.ninodes,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The block allocator's search: blocks freed by a transaction that has not committed
 //! are skipped (asked for once per run of them, not per bit), a run stops before them,
-//! and freeing does not pull the search back into them.
+//! and freeing does not pull the search back into them. Indirect blocks keep to the
+//! metadata zones, which data takes last.
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -13,8 +14,9 @@ mod common;
 
 use std::cell::Cell;
 
+use bento::Errno;
 use common::*;
-use xv6fs::alloc::{blocks_pending, Bitmap};
+use xv6fs::alloc::{blocks_pending, Bitmap, META_ZONE};
 
 #[test]
 fn pending_blocks_are_skipped_until_their_free_commits() {
@@ -33,7 +35,7 @@ fn pending_blocks_are_skipped_until_their_free_commits() {
         "test blocks",
     )
     .unwrap()
-    .reused_after_commit();
+    .for_blocks();
     let pending = blocks_pending(journal);
     let asked = Cell::new(0u32);
     let counting = |n: u32, len: u32| {
@@ -95,6 +97,73 @@ fn pending_blocks_are_skipped_until_their_free_commits() {
         .alloc_run(&dev, &h, Some(sb.data_start), 1, &counting)
         .unwrap();
     assert!(b >= sb.data_start);
+    h.stop().unwrap();
+    drop(pending);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn indirect_blocks_keep_to_their_zone_which_data_takes_last() {
+    let dir = tempdir("alloc-zone");
+    let img = mkfs(&dir, 16);
+    let dev = open(&img);
+    let sb = superblock(&dev);
+    let fs = mount(&dev).unwrap();
+    let journal = fs.journal();
+    let mut bm = Bitmap::load(
+        &dev,
+        sb.block_bitmap_start,
+        sb.nblocks,
+        sb.data_start,
+        "test blocks",
+    )
+    .unwrap()
+    .for_blocks();
+    let pending = blocks_pending(journal);
+    // 16 MiB: one bitmap block, so one zone, at the start of the data area.
+    let zone = sb.data_start..sb.data_start + META_ZONE;
+    let h = journal.start(16).unwrap();
+
+    // Data starts past the zone, even when asked to start in it.
+    let (d, n) = bm
+        .alloc_run(&dev, &h, Some(sb.data_start), 8, &pending)
+        .unwrap();
+    assert!(d >= zone.end, "data at {d}, zone {zone:?}");
+    let hint = bm.hint();
+    assert_eq!(hint, d + n);
+    // An indirect block goes in the zone and leaves the data's hint alone, so the
+    // next data run follows the last one.
+    let m = bm.alloc_meta(&dev, &h, Some(d), &pending).unwrap();
+    assert!(zone.contains(&m), "indirect block at {m}, zone {zone:?}");
+    assert_eq!(bm.hint(), hint);
+    assert_eq!(
+        bm.alloc_run(&dev, &h, None, 1, &pending).unwrap(),
+        (hint, 1)
+    );
+    // A full zone sends indirect blocks next to the data.
+    let mut in_zone = 1;
+    let outside = loop {
+        let b = bm.alloc_meta(&dev, &h, Some(d), &pending).unwrap();
+        if !zone.contains(&b) {
+            break b;
+        }
+        in_zone += 1;
+        assert!(in_zone <= META_ZONE);
+    };
+    assert_eq!(outside, hint + 1);
+
+    // Data fills the disk outside the zone, then takes what the zone frees.
+    bm.release(&dev, &h, m).unwrap();
+    let mut last = None;
+    let err = loop {
+        match bm.alloc_run(&dev, &h, None, 4096, &pending) {
+            Ok((b, n)) => last = Some((b, n)),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err, Errno::ENOSPC);
+    assert_eq!(last, Some((m, 1)), "the zone's block came last");
+    assert_eq!(bm.free(), 0);
     h.stop().unwrap();
     drop(pending);
     let _ = std::fs::remove_dir_all(&dir);

@@ -102,6 +102,39 @@ fn bulk_writes_map_in_runs() {
 }
 
 #[test]
+fn a_file_written_in_sequence_is_one_run_across_its_indirect_blocks() {
+    // The direct blocks, the single-indirect leaf and three double-indirect leaves.
+    let blocks = 12 + 1024 + 2 * 1024 + 100;
+    let data: Vec<u8> = (0..blocks * BS).map(|i| (i % 253) as u8).collect();
+    let (dir, dev) = setup("data-seq", 64, &[]);
+    {
+        let fs = mount(&dev).unwrap();
+        let ino = file(&fs);
+        for (k, chunk) in data.chunks(1 << 20).enumerate() {
+            let off = k as u64 * (1 << 20);
+            assert_eq!(fs.file_write(&REQ, ino, 0, off, chunk, 0), Ok(chunk.len()));
+        }
+        let start = fs.map_blocks(ino, 0, 1, false).unwrap().disk_block;
+        let mut fblk = 0;
+        while fblk < blocks {
+            let e = fs
+                .map_blocks(ino, fblk, (blocks - fblk) as u32, false)
+                .unwrap();
+            assert_eq!(
+                e.disk_block,
+                start + fblk,
+                "file block {fblk} is not where the run from {start} goes"
+            );
+            fblk += u64::from(e.len);
+        }
+        assert_eq!(read_at(&fs, ino, 0, data.len()), data);
+        // The data, and the 5 indirect blocks that map it, elsewhere.
+        assert_eq!(sectors(&fs, ino), (blocks + 5) * BS / 512);
+    }
+    finish(dir, &dev);
+}
+
+#[test]
 fn bytes_past_the_end_read_back_as_zeros() {
     let (dir, dev) = setup("data-tail", 16, &[0xaa; 10000]);
     {
