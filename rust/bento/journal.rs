@@ -76,6 +76,8 @@ use crate::backend::journal as imp;
 use crate::block::{BlockDevice, Buffer};
 use crate::errno::{Errno, Result};
 
+pub(crate) mod deferred;
+
 /// A transaction id (jbd2's `tid_t`). Ids increase by one per transaction and wrap
 /// around, so compare them with [`Tid::is_after`], not `>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

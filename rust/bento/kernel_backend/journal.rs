@@ -28,8 +28,8 @@ use kernel::error::from_err_ptr;
 
 use super::block::{errno_of, Buf, Device};
 use crate::block::BlockDevice;
-use crate::collections::Vec;
 use crate::errno::{Errno, Result};
+use crate::journal::deferred::Deferred;
 use crate::journal::{Recovery, Tid};
 use crate::sync::Mutex;
 use crate::types::Ino;
@@ -722,85 +722,5 @@ impl Drop for Handle<'_> {
         if let Err(e) = self.finish() {
             crate::error!("journal: stopping a dropped handle failed ({e})");
         }
-    }
-}
-
-/// One range of freed blocks waiting for its transaction to commit.
-#[derive(Clone, Copy)]
-struct Freed {
-    tid: u32,
-    first: u64,
-    count: u64,
-}
-
-impl Freed {
-    fn end(&self) -> u64 {
-        self.first.saturating_add(self.count)
-    }
-}
-
-/// Blocks freed by transactions that have not committed, which must not be reused yet.
-/// A list of disjoint ranges sorted by first block (a block waiting here cannot be
-/// allocated, hence not freed again), searched by bisection; ranges of consecutive frees
-/// by one transaction merge. Pruned whenever the committed transaction id moved.
-#[derive(Default)]
-struct Deferred {
-    ranges: Vec<Freed>,
-    /// The committed transaction id when the list was last pruned.
-    pruned_at: Option<u32>,
-}
-
-/// Whether transaction `tid` is committed when `committed` is the last committed id.
-fn is_committed(tid: u32, committed: u32) -> bool {
-    !Tid::from_raw(tid).is_after(Tid::from_raw(committed))
-}
-
-impl Deferred {
-    fn prune(&mut self, committed: u32) {
-        if self.pruned_at != Some(committed) {
-            self.ranges.retain(|r| !is_committed(r.tid, committed));
-            self.pruned_at = Some(committed);
-        }
-    }
-
-    fn add(&mut self, tid: u32, first: u64, count: u64, committed: u32) -> Result {
-        let Some(end) = first.checked_add(count) else {
-            crate::error!("journal: deferred free of {count} blocks at {first} overflows");
-            return Err(Errno::EINVAL);
-        };
-        self.prune(committed);
-        if count == 0 || is_committed(tid, committed) {
-            return Ok(());
-        }
-        // Where it goes in order; frees of neighbouring blocks by one transaction (a
-        // truncate) extend the range before or after it instead.
-        let at = self.ranges.partition_point(|r| r.first < first);
-        if let Some(prev) = at.checked_sub(1).and_then(|i| self.ranges.get_mut(i)) {
-            if prev.tid == tid && prev.end() == first {
-                prev.count = prev.count.saturating_add(count);
-                return Ok(());
-            }
-        }
-        if let Some(next) = self.ranges.get_mut(at) {
-            if next.tid == tid && end == next.first {
-                next.first = first;
-                next.count = next.count.saturating_add(count);
-                return Ok(());
-            }
-        }
-        self.ranges.insert(at, Freed { tid, first, count })
-    }
-
-    fn pending_run(&mut self, first: u64, count: u64, committed: u32) -> Option<(u64, u64)> {
-        self.prune(committed);
-        if count == 0 {
-            return None;
-        }
-        let end = first.saturating_add(count);
-        // Disjoint and sorted: the ends are sorted too.
-        let r = self
-            .ranges
-            .get(self.ranges.partition_point(|r| r.end() <= first))?;
-        (r.first < end).then(|| (r.first.max(first), r.end()))
     }
 }

@@ -22,7 +22,6 @@
 //! checkpoints first.
 
 mod commit;
-mod deferred;
 mod format;
 mod handle;
 mod replay;
@@ -38,6 +37,7 @@ pub(crate) use self::handle::Handle;
 use super::block::{holds_buffer_lock, lock, Buf, Device};
 use crate::block::BlockDevice;
 use crate::errno::{Errno, Result};
+use crate::journal::deferred::Deferred;
 use crate::journal::{Recovery, Tid};
 
 /// jbd2's default commit interval.
@@ -106,7 +106,7 @@ struct Shared {
     state: Mutex<State>,
     cond: Condvar,
     log: Mutex<LogState>,
-    deferred: Mutex<deferred::Deferred>,
+    deferred: Mutex<Deferred>,
     recovery: Recovery,
 }
 
@@ -300,7 +300,7 @@ impl Journal {
                 sb,
                 checkpoint: BTreeMap::new(),
             }),
-            deferred: Mutex::new(deferred::Deferred::default()),
+            deferred: Mutex::new(Deferred::default()),
             recovery,
         });
         let bg = shared.clone();
