@@ -14,28 +14,33 @@ mod common;
 
 use std::cell::Cell;
 
+use bento::block::BlockDevice;
 use bento::Errno;
 use common::*;
 use xv6fs::alloc::{blocks_pending, Bitmap, META_ZONE};
+use xv6fs::layout::Superblock;
 
-#[test]
-fn pending_blocks_are_skipped_until_their_free_commits() {
-    let dir = tempdir("alloc");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
-    let sb = superblock(&dev);
-    // The mounted file system lends its journal; its own allocator stays idle.
-    let fs = mount(&dev).unwrap();
-    let journal = fs.journal();
-    let mut bm = Bitmap::load(
-        &dev,
+/// The block bitmap of `sb`, loaded as a mount loads it.
+fn block_bitmap(dev: &BlockDevice, sb: &Superblock) -> Bitmap {
+    Bitmap::load(
+        dev,
         sb.block_bitmap_start,
         sb.nblocks,
         sb.data_start,
         "test blocks",
     )
     .unwrap()
-    .for_blocks();
+    .for_blocks()
+}
+
+#[test]
+fn pending_blocks_are_skipped_until_their_free_commits() {
+    let (dir, dev) = fresh("alloc", 16);
+    let sb = superblock(&dev);
+    // The mounted file system lends its journal; its own allocator stays idle.
+    let fs = mount(&dev).unwrap();
+    let journal = fs.journal();
+    let mut bm = block_bitmap(&dev, &sb);
     let pending = blocks_pending(journal);
     let asked = Cell::new(0u32);
     let counting = |n: u32, len: u32| {
@@ -104,21 +109,11 @@ fn pending_blocks_are_skipped_until_their_free_commits() {
 
 #[test]
 fn indirect_blocks_keep_to_their_zone_which_data_takes_last() {
-    let dir = tempdir("alloc-zone");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
+    let (dir, dev) = fresh("alloc-zone", 16);
     let sb = superblock(&dev);
     let fs = mount(&dev).unwrap();
     let journal = fs.journal();
-    let mut bm = Bitmap::load(
-        &dev,
-        sb.block_bitmap_start,
-        sb.nblocks,
-        sb.data_start,
-        "test blocks",
-    )
-    .unwrap()
-    .for_blocks();
+    let mut bm = block_bitmap(&dev, &sb);
     let pending = blocks_pending(journal);
     // 16 MiB: one bitmap block, so one zone, at the start of the data area.
     let zone = sb.data_start..sb.data_start + META_ZONE;

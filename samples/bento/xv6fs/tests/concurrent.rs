@@ -233,9 +233,7 @@ fn writers_and_commits_in_parallel() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3u64);
-    let dir = tempdir("concurrent");
-    let img = mkfs(&dir, 512);
-    let dev = open(&img);
+    let (dir, dev) = fresh("concurrent", 512);
     let fs = mount(&dev).unwrap();
     let stop = AtomicBool::new(false);
     let done = std::sync::Arc::new(AtomicBool::new(false));
@@ -324,9 +322,7 @@ fn writers_and_commits_in_parallel() {
 /// framework's handle, with the `setattr` after it.
 #[test]
 fn data_credits_cover_a_triple_indirect_allocation() {
-    let dir = tempdir("data-credits");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("data-credits", 32);
     let fs = mount(&dev).unwrap();
     let (e, _) = fs.create(&REQ, ROOT_INO, b"f", 0o100644, 0).unwrap();
     let ino = e.attr.ino;

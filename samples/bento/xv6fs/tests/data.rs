@@ -36,9 +36,7 @@ fn sectors(fs: &xv6fs::Xv6Fs, ino: u64) -> u64 {
 
 /// A fresh file system in `dir`, with a file "f" holding `data`.
 fn setup(tag: &str, mib: u32, data: &[u8]) -> (std::path::PathBuf, bento::block::BlockDevice) {
-    let dir = tempdir(tag);
-    let img = mkfs(&dir, mib);
-    let dev = open(&img);
+    let (dir, dev) = fresh(tag, mib);
     {
         let fs = mount(&dev).unwrap();
         let (e, _) = fs.create(&REQ, ROOT_INO, b"f", 0o100644, 0).unwrap();

@@ -64,9 +64,7 @@ fn resolve(fs: &xv6fs::Xv6Fs, path: &[Vec<u8>]) -> bento::Result<Ino> {
 }
 
 fn run(seed: u64, steps: u32) {
-    let dir = tempdir(&format!("model-{seed}"));
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh(&format!("model-{seed}"), 32);
     let mut fs = mount(&dev).unwrap();
     let mut model = Node::Dir(BTreeMap::new());
     let mut rng = Rng(seed);

@@ -39,9 +39,7 @@ fn unlinked_then_truncated(fs: &xv6fs::Xv6Fs) -> Vec<u64> {
 
 #[test]
 fn truncating_an_unlinked_file_keeps_the_list() {
-    let dir = tempdir("orphans");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
+    let (dir, dev) = fresh("orphans", 16);
     let fs = mount(&dev).unwrap();
     let inos = unlinked_then_truncated(&fs);
     for ino in inos {
@@ -56,9 +54,7 @@ fn truncating_an_unlinked_file_keeps_the_list() {
 
 #[test]
 fn mount_frees_every_orphan() {
-    let dir = tempdir("orphans-mount");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
+    let (dir, dev) = fresh("orphans-mount", 16);
     let free = {
         let fs = mount(&dev).unwrap();
         let free = fs.statfs(&REQ, ROOT_INO).unwrap().bfree;
@@ -82,9 +78,7 @@ fn mount_frees_every_orphan() {
 fn threads_share_the_list() {
     const THREADS: u64 = 4;
     const FILES: u64 = 60;
-    let dir = tempdir("orphans-threads");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("orphans-threads", 32);
     let free = {
         let fs = mount(&dev).unwrap();
         let free = fs.statfs(&REQ, ROOT_INO).unwrap().bfree;
@@ -142,9 +136,7 @@ fn threads_share_the_list() {
 /// every block past the size.
 #[test]
 fn blocks_past_the_size_wait_for_it() {
-    let dir = tempdir("orphans-ahead");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
+    let (dir, dev) = fresh("orphans-ahead", 16);
     let (free, a, b) = {
         let fs = mount(&dev).unwrap();
         let free = fs.statfs(&REQ, ROOT_INO).unwrap().bfree;

@@ -69,9 +69,7 @@ fn assert_read_only(fs: &Xv6Fs, f: u64) {
 
 #[test]
 fn read_write_to_read_only_and_back() {
-    let dir = tempdir("remount");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
+    let (dir, dev) = fresh("remount", 16);
     assert!(clean(&dev), "mkfs leaves it clean");
     let fs = mount(&dev).unwrap();
     assert!(!clean(&dev), "a read-write mount is not clean");
@@ -117,9 +115,7 @@ fn read_write_to_read_only_and_back() {
 
 #[test]
 fn read_write_again_processes_orphans() {
-    let dir = tempdir("remount-orphans");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
+    let (dir, dev) = fresh("remount-orphans", 16);
     {
         let fs = mount(&dev).unwrap();
         let (e, _) = fs.create(&REQ, ROOT_INO, b"f", 0o100644, 0).unwrap();

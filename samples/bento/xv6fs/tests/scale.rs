@@ -52,9 +52,7 @@ fn hundred_thousand_entries() {
 
 #[test]
 fn sparse_file_beyond_four_gib() {
-    let dir = tempdir("scale-file");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("scale-file", 32);
     let fs = mount(&dev).unwrap();
     let (e, _) = fs.create(&REQ, ROOT_INO, b"huge", 0o100644, 0).unwrap();
     let offsets = [0u64, 5 << 30, (1 << 40) + 12345];

@@ -125,9 +125,7 @@ fn unmount_and_check(fs: Xv6Fs, dev: &BlockDevice) {
 
 #[test]
 fn upgrade_keeps_files_orphans_and_allocator() {
-    let dir = tempdir("upgrade");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("upgrade", 32);
     let fs = mount(&dev).unwrap();
     let orphans = populate(&fs);
     fs.fsync(&REQ, ROOT_INO, 0, false).unwrap();
@@ -186,9 +184,7 @@ fn upgrade_keeps_files_orphans_and_allocator() {
 
 #[test]
 fn orphans_made_after_an_upgrade_and_switched_again() {
-    let dir = tempdir("upgrade-twice");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("upgrade-twice", 32);
     let mut fs = mount(&dev).unwrap();
     let mut open_unlinked = Vec::new();
     for round in 0..6u64 {
@@ -213,9 +209,7 @@ fn orphans_made_after_an_upgrade_and_switched_again() {
 
 #[test]
 fn rollback_keeps_the_old_instance() {
-    let dir = tempdir("upgrade-rollback");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("upgrade-rollback", 32);
     let fs = mount(&dev).unwrap();
     let orphans = populate(&fs);
     let counts = statfs(&fs);
@@ -253,9 +247,7 @@ fn rollback_keeps_the_old_instance() {
 
 #[test]
 fn read_only_mount_hands_over_unprocessed_orphans() {
-    let dir = tempdir("upgrade-ro");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("upgrade-ro", 32);
     let free = {
         let fs = mount(&dev).unwrap();
         let free = statfs(&fs);
@@ -320,9 +312,7 @@ fn put_u32(blob: &mut [u8], at: usize, v: u32) {
 
 #[test]
 fn corrupt_states_are_refused() {
-    let dir = tempdir("upgrade-corrupt");
-    let img = mkfs(&dir, 32);
-    let dev = open(&img);
+    let (dir, dev) = fresh("upgrade-corrupt", 32);
     let fs = mount(&dev).unwrap();
     let orphans = populate(&fs);
     let sb = superblock(&dev);
@@ -552,9 +542,7 @@ fn many_switches_under_a_concurrent_workload() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
-    let dir = tempdir("upgrade-concurrent");
-    let img = mkfs(&dir, 128);
-    let dev = open(&img);
+    let (dir, dev) = fresh("upgrade-concurrent", 128);
     let fs = mount(&dev).unwrap();
     let dirs: Vec<Ino> = (0..WORKERS)
         .map(|w| {
@@ -647,9 +635,7 @@ fn many_switches_under_a_concurrent_workload() {
 /// frees them and takes the file off the list.
 #[test]
 fn blocks_allocated_ahead_survive_a_switch() {
-    let dir = tempdir("upgrade-ahead");
-    let img = mkfs(&dir, 16);
-    let dev = open(&img);
+    let (dir, dev) = fresh("upgrade-ahead", 16);
     let fs = mount(&dev).unwrap();
     let (e, _) = fs.create(&REQ, ROOT_INO, b"f", 0o100644, 0).unwrap();
     let ino = e.attr.ino;

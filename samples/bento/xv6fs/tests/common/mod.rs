@@ -51,6 +51,14 @@ pub fn mkfs(dir: &Path, mib: u32) -> PathBuf {
     mkfs_with(dir, mib, &[])
 }
 
+/// A fresh image of `mib` MiB in a new temporary directory named for `tag`, opened:
+/// the directory and the device.
+pub fn fresh(tag: &str, mib: u32) -> (PathBuf, BlockDevice) {
+    let dir = tempdir(tag);
+    let img = mkfs(&dir, mib);
+    (dir, open(&img))
+}
+
 /// Like [`mkfs`], with more mkfs.xv6fs arguments.
 pub fn mkfs_with(dir: &Path, mib: u32, args: &[&str]) -> PathBuf {
     let img = dir.join("img");
