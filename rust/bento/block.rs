@@ -92,13 +92,14 @@ impl BlockDevice {
         self.inner.read(blocknr).map(|inner| Buffer { inner })
     }
 
-    /// Starts reading block `blocknr` into the cache if it is not there, without waiting,
-    /// so that a later [`BlockDevice::read`] of it finds it, or waits less: for metadata
+    /// Starts reading `blocks` into the cache (those not there), without waiting, so
+    /// that a later [`BlockDevice::read`] of one finds it, or waits less: for metadata
     /// a sequential walk will need next (ext4 reads inode table blocks ahead the same
-    /// way). A hint: blocks off the device and errors are ignored (the later `read`
-    /// reports them). The userspace backend reads synchronously and ignores it.
-    pub fn readahead(&self, blocknr: u64) {
-        self.inner.readahead(blocknr)
+    /// way). Neighbours on the disk, in ascending order, go in one request. A hint:
+    /// blocks off the device and errors are ignored (the later `read` reports them).
+    /// The userspace backend reads synchronously and ignores it.
+    pub fn readahead(&self, blocks: &[u64]) {
+        self.inner.readahead(blocks)
     }
 
     /// Returns a reference to block `blocknr` **without reading it**, for a block that is

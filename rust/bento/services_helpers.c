@@ -46,10 +46,22 @@ void rust_helper_bento_clear_buffer_verified(struct buffer_head *bh)
 	clear_buffer_verified(bh);
 }
 
-/* Starts reading @block into the buffer cache unless it is there; does not wait. */
-void rust_helper_bento_sb_breadahead(struct super_block *sb, u64 block)
+/*
+ * Starts reading each of the @n blocks at @blocks that lies below @limit into the
+ * buffer cache unless it is there, under one plug so that neighbours on the disk go
+ * in one request; does not wait.
+ */
+void rust_helper_bento_sb_breadahead_many(struct super_block *sb, const u64 *blocks,
+					  unsigned int n, u64 limit)
 {
-	sb_breadahead(sb, block);
+	struct blk_plug plug;
+	unsigned int i;
+
+	blk_start_plug(&plug);
+	for (i = 0; i < n; i++)
+		if (blocks[i] < limit)
+			sb_breadahead(sb, blocks[i]);
+	blk_finish_plug(&plug);
 }
 
 struct buffer_head *rust_helper_bento_sb_getblk(struct super_block *sb, u64 block)

@@ -268,7 +268,7 @@ impl Device {
     }
 
     /// Reads are synchronous here: nothing to start.
-    pub(crate) fn readahead(&self, _blocknr: u64) {}
+    pub(crate) fn readahead(&self, _blocks: &[u64]) {}
 
     pub(crate) fn get(&self, blocknr: u64) -> Result<Buf> {
         self.check(blocknr)?;

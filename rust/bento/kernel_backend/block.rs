@@ -149,12 +149,18 @@ impl Device {
         }
     }
 
-    pub(crate) fn readahead(&self, blocknr: u64) {
-        if blocknr >= self.nr_blocks() {
-            return;
-        }
-        // SAFETY: As in `read`; `sb_breadahead` takes no reference it keeps.
-        unsafe { bindings::bento_sb_breadahead(self.sb.as_ptr(), blocknr) };
+    pub(crate) fn readahead(&self, blocks: &[u64]) {
+        let n = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
+        // SAFETY: As in `read` (the helper skips blocks off the device); `blocks` is
+        // valid for reads of its `n` elements, and `sb_breadahead` keeps no reference.
+        unsafe {
+            bindings::bento_sb_breadahead_many(
+                self.sb.as_ptr(),
+                blocks.as_ptr(),
+                n,
+                self.nr_blocks(),
+            )
+        };
     }
 
     pub(crate) fn get(&self, blocknr: u64) -> Result<Buf> {

@@ -87,6 +87,9 @@ enum Leaf {
 /// 512-byte units per block.
 const SECTORS_PER_BLOCK: u64 = 8;
 
+/// Leaves read ahead together ([`Xv6Fs::find_leaf`]): an aligned group of 8 maps 32 MiB.
+const LEAF_READAHEAD: u64 = 8;
+
 /// Where file block `fblk` hangs: the inode slot and the indices below it.
 fn path(fblk: u64) -> Result<(usize, usize, [u64; 3])> {
     let mut rest = fblk;
@@ -370,16 +373,28 @@ impl Xv6Fs {
                 return Ok(Leaf::Hole(rest_below(depth.saturating_add(1))));
             }
             // In the last quarter of a leaf: a sequential read or write needs the next
-            // leaf soon; start reading it now rather than stall on it then.
+            // leaf soon; start reading it now rather than stall on it then, with the
+            // rest of its aligned group of leaves, which the metadata zones keep next
+            // to each other on the disk: one request per group, as the next leaves
+            // of the group find themselves read.
             let in_leaf = idx.get(level.saturating_sub(1)).copied().unwrap_or(0);
             if depth.saturating_add(2) == level
                 && in_leaf >= PTRS_PER_BLOCK.saturating_sub(PTRS_PER_BLOCK / 4)
-                && i.saturating_add(1) < PTRS_PER_BLOCK
             {
-                let sibling = ptr_at(&g, i.saturating_add(1));
-                if sibling != 0 {
-                    self.dev.readahead(u64::from(sibling));
+                let next = i.saturating_add(1);
+                let end = (next | (LEAF_READAHEAD - 1))
+                    .saturating_add(1)
+                    .min(PTRS_PER_BLOCK);
+                let mut leaves = [0u64; LEAF_READAHEAD as usize];
+                let mut n = 0usize;
+                for k in next..end {
+                    let p = ptr_at(&g, k);
+                    if let Some(slot) = leaves.get_mut(n).filter(|_| p != 0) {
+                        *slot = u64::from(p);
+                        n = n.saturating_add(1);
+                    }
                 }
+                self.dev.readahead(leaves.get(..n).unwrap_or_default());
             }
             cur = next;
         }
