@@ -90,6 +90,33 @@ const SECTORS_PER_BLOCK: u64 = 8;
 /// Leaves read ahead together ([`Xv6Fs::find_leaf`]): an aligned group of 8 maps 32 MiB.
 const LEAF_READAHEAD: u64 = 8;
 
+/// Which leaves to read ahead (the first pointer and how many, in the parent indirect
+/// block) when a lookup is at pointer `in_leaf` of leaf `leaf`. A sequential read or
+/// write needs the next leaf soon: in the last quarter of a leaf, start reading the
+/// next one rather than stall on it then. If it starts an aligned group of leaves,
+/// read the whole group, which the metadata zones keep side by side on the disk: one
+/// request per group, whose other leaves are then found read (not asked for again,
+/// which costs a cache lookup each). A walk that starts at the head of a group (the
+/// first leaf) reads that group with it.
+fn leaves_ahead(leaf: u64, in_leaf: u64) -> Option<(u64, u64)> {
+    let quarter = PTRS_PER_BLOCK / 4;
+    if in_leaf >= PTRS_PER_BLOCK.saturating_sub(quarter) {
+        let next = leaf.saturating_add(1);
+        Some((
+            next,
+            if next % LEAF_READAHEAD == 0 {
+                LEAF_READAHEAD
+            } else {
+                1
+            },
+        ))
+    } else if in_leaf < quarter && leaf % LEAF_READAHEAD == 0 {
+        Some((leaf, LEAF_READAHEAD))
+    } else {
+        None
+    }
+}
+
 /// Where file block `fblk` hangs: the inode slot and the indices below it.
 fn path(fblk: u64) -> Result<(usize, usize, [u64; 3])> {
     let mut rest = fblk;
@@ -372,33 +399,31 @@ impl Xv6Fs {
             if next == 0 {
                 return Ok(Leaf::Hole(rest_below(depth.saturating_add(1))));
             }
-            // In the last quarter of a leaf: a sequential read or write needs the next
-            // leaf soon; start reading it now rather than stall on it then, with the
-            // rest of its aligned group of leaves, which the metadata zones keep next
-            // to each other on the disk: one request per group, as the next leaves
-            // of the group find themselves read.
-            let in_leaf = idx.get(level.saturating_sub(1)).copied().unwrap_or(0);
-            if depth.saturating_add(2) == level
-                && in_leaf >= PTRS_PER_BLOCK.saturating_sub(PTRS_PER_BLOCK / 4)
-            {
-                let next = i.saturating_add(1);
-                let end = (next | (LEAF_READAHEAD - 1))
-                    .saturating_add(1)
-                    .min(PTRS_PER_BLOCK);
-                let mut leaves = [0u64; LEAF_READAHEAD as usize];
-                let mut n = 0usize;
-                for k in next..end {
-                    let p = ptr_at(&g, k);
-                    if let Some(slot) = leaves.get_mut(n).filter(|_| p != 0) {
-                        *slot = u64::from(p);
-                        n = n.saturating_add(1);
-                    }
+            if depth.saturating_add(2) == level {
+                let in_leaf = idx.get(level.saturating_sub(1)).copied().unwrap_or(0);
+                if let Some((first, count)) = leaves_ahead(*i, in_leaf) {
+                    self.read_leaves_ahead(&g, first, count);
                 }
-                self.dev.readahead(leaves.get(..n).unwrap_or_default());
             }
             cur = next;
         }
         Err(Errno::EIO)
+    }
+
+    /// Starts reading the leaves that the pointers `[first, first + count)` of the
+    /// indirect block `ptrs` name (at most [`LEAF_READAHEAD`]), in one go.
+    fn read_leaves_ahead(&self, ptrs: &[u8], first: u64, count: u64) {
+        let end = first.saturating_add(count).min(PTRS_PER_BLOCK);
+        let mut leaves = [0u64; LEAF_READAHEAD as usize];
+        let mut n = 0usize;
+        for k in first..end {
+            let p = ptr_at(ptrs, k);
+            if let Some(slot) = leaves.get_mut(n).filter(|_| p != 0) {
+                *slot = u64::from(p);
+                n = n.saturating_add(1);
+            }
+        }
+        self.dev.readahead(leaves.get(..n).unwrap_or_default());
     }
 
     /// Counts, in a leaf's pointers `ptrs` from index `from`, the run starting there:
