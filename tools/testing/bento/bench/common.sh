@@ -13,8 +13,8 @@
 #          on the shared host they would measure everything else running there)
 #   WHERE  "" or a prefix for the progress lines ("host: ")
 # and defines mount_fs FS, umount_fs (fusepid: the FUSE daemon's pid while it runs; its
-# peak RSS is recorded after each benchmark) and after_fs FS (after the repetitions of
-# FS, before its unmount; it may run pressure FS). Then: bench_all "FSES" REPS;
+# peak RSS is recorded after each benchmark) and after_fs FS (after the last repetition
+# on FS, before its unmount; it may run pressure FS). Then: bench_all "FSES" REPS;
 # $failures counts what failed.
 # shellcheck shell=sh
 # shellcheck disable=SC2034,SC2154 # sizes for the sourcing scripts too; mode is theirs
@@ -292,21 +292,26 @@ pressure() { # fs
 	fi
 }
 
-# Every file system of FSES, mounted once, REPS repetitions of bench_fs.
+# REPS rounds over the file systems of FSES: each round mounts each file system in
+# turn and runs bench_fs on it, so that a drift of the (shared, emulated) machine
+# during the run spreads over all of them instead of weighing on the last ones.
+# after_fs runs in the last round, before the unmount.
 bench_all() { # fses reps
 	all_fses=$1 all_reps=$2
-	for fs_i in $all_fses; do
-		if ! mount_fs "$fs_i"; then
-			fail "$fs_i: mount"
-			continue
-		fi
-		r=1
-		while [ "$r" -le "$all_reps" ]; do
+	r=1
+	while [ "$r" -le "$all_reps" ]; do
+		for fs_i in $all_fses; do
+			if ! mount_fs "$fs_i"; then
+				fail "$fs_i: mount"
+				continue
+			fi
 			say "$fs_i, repetition $r of $all_reps"
 			bench_fs "$fs_i" "$r"
-			r=$((r + 1))
+			if [ "$r" = "$all_reps" ]; then
+				after_fs "$fs_i"
+			fi
+			umount_fs || fail "$fs_i: umount"
 		done
-		after_fs "$fs_i"
-		umount_fs || fail "$fs_i: umount"
+		r=$((r + 1))
 	done
 }

@@ -5,7 +5,7 @@
 # For each file system of FSES (ext4-ordered ext4-journal xv6fs fuse-xv6fs tmpfs), on
 # its own virtio disk (bench.sh made them all the same size and kind; serial
 # bench-NAME): the benchmarks of common.sh (the same as host.sh runs on the host), REPS
-# repetitions each; for kernel xv6fs also the live upgrade pause under load; for ext4
+# repetitions each, in rounds (common.sh's bench_all); for kernel xv6fs also the live upgrade pause under load; for ext4
 # (data=ordered, the reference), kernel and FUSE xv6fs the memory-pressure check
 # (common.sh's pressure). Results go to /host/results (see common.sh), with memory
 # figures (kernel slab and page cache after each benchmark; the FUSE daemon's peak RSS).
