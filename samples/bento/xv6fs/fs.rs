@@ -1332,7 +1332,9 @@ impl FileSystem for Xv6Fs {
                             break;
                         }
                         let (first, n) = self.alloc_run(st, h, ino, &mut inode, fblk, n)?;
-                        // Zeroed before the lock goes, so no reader maps it unzeroed.
+                        // Zeroed before the lock goes, so no reader maps it unzeroed,
+                        // and on the device before the allocation commits (as ordered
+                        // data would be; nothing is in the page cache to order).
                         self.dev.zero_blocks(u64::from(first), n)?;
                         budget = budget.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
                         fblk = fblk.saturating_add(n);
@@ -1645,7 +1647,17 @@ impl Xv6Fs {
                 );
                 return Err(Errno::ENOSPC);
             }
-            let r = self.alloc_run(st, h, ino, &mut inode, fblk, n);
+            // The framework writes the new blocks: their data goes before the commit.
+            let r = self
+                .alloc_run(st, h, ino, &mut inode, fblk, n)
+                .and_then(|run| {
+                    h.order_data(
+                        u64::from(ino),
+                        fblk.saturating_mul(BLOCK_SIZE_U64),
+                        run.1.saturating_mul(BLOCK_SIZE_U64),
+                    )
+                    .map(|()| run)
+                });
             let r = match r {
                 Ok(run) if past_end && run.1 > 1 => {
                     self.orphan_add(h, st, ino, &mut inode).and_then(|()| {

@@ -15,8 +15,7 @@ use bento::{Attr, Errno, FileType, Result};
 
 use crate::fs::{State, Xv6Fs};
 use crate::layout::{
-    corrupt, DiskInode, BLOCK_SIZE_U64, INODES_PER_BLOCK, INODE_SIZE, MAX_FILE_BLOCKS, NDIRECT,
-    PTRS_PER_BLOCK,
+    corrupt, DiskInode, INODES_PER_BLOCK, INODE_SIZE, MAX_FILE_BLOCKS, NDIRECT, PTRS_PER_BLOCK,
 };
 
 /// Blocks a truncate frees per transaction (keeps each one small).
@@ -504,8 +503,9 @@ impl Xv6Fs {
     /// Allocates the data blocks of a run of holes from file block `fblk` (which must be
     /// a hole), up to `max` of them: the indirect blocks above it if missing, then as many
     /// contiguous disk blocks as are free right after the first one (all within one
-    /// indirect block, or among the direct pointers), in transaction `h`, with their
-    /// data ordered before it commits. The inode is updated in memory (pointers and
+    /// indirect block, or among the direct pointers), in transaction `h`. The caller
+    /// sees to their contents before it commits: orders the data the framework will
+    /// write there ([`Handle::order_data`]), or zeroes them. The inode is updated in memory (pointers and
     /// block count, not the size); the caller writes it. Returns the first disk block
     /// and the count.
     pub(crate) fn alloc_run(
@@ -577,11 +577,6 @@ impl Xv6Fs {
         inode.blocks = inode
             .blocks
             .saturating_add(u64::from(n).saturating_mul(SECTORS_PER_BLOCK));
-        h.order_data(
-            u64::from(ino),
-            fblk.saturating_mul(BLOCK_SIZE_U64),
-            u64::from(n).saturating_mul(BLOCK_SIZE_U64),
-        )?;
         Ok((first, u64::from(n)))
     }
 
