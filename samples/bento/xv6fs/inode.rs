@@ -101,14 +101,8 @@ fn leaves_ahead(leaf: u64, in_leaf: u64) -> Option<(u64, u64)> {
     let quarter = PTRS_PER_BLOCK / 4;
     if in_leaf >= PTRS_PER_BLOCK.saturating_sub(quarter) {
         let next = leaf.saturating_add(1);
-        Some((
-            next,
-            if next % LEAF_READAHEAD == 0 {
-                LEAF_READAHEAD
-            } else {
-                1
-            },
-        ))
+        let group_head = next % LEAF_READAHEAD == 0;
+        Some((next, if group_head { LEAF_READAHEAD } else { 1 }))
     } else if in_leaf < quarter && leaf % LEAF_READAHEAD == 0 {
         Some((leaf, LEAF_READAHEAD))
     } else {
@@ -505,9 +499,9 @@ impl Xv6Fs {
     /// contiguous disk blocks as are free right after the first one (all within one
     /// indirect block, or among the direct pointers), in transaction `h`. The caller
     /// sees to their contents before it commits: orders the data the framework will
-    /// write there ([`Handle::order_data`]), or zeroes them. The inode is updated in memory (pointers and
-    /// block count, not the size); the caller writes it. Returns the first disk block
-    /// and the count.
+    /// write there ([`Handle::order_data`]), or zeroes them. The inode is updated in
+    /// memory (pointers and block count, not the size); the caller writes it. Returns
+    /// the first disk block and the count.
     pub(crate) fn alloc_run(
         &self,
         st: &State,
