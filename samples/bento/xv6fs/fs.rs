@@ -44,7 +44,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use bento::block::BlockDevice;
 use bento::collections::{BTreeMap, Vec};
 use bento::journal::{Handle, Journal};
-use bento::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
+use bento::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 use bento::types::{rename_flags, whence, xattr_flags};
 use bento::upgrade::Handover;
 use bento::{
@@ -303,11 +303,18 @@ impl Xv6Fs {
     }
 
     /// Puts inode `ino` on the orphan list (its link written here; `inode`, its
-    /// in-memory copy, is written by the caller), unless it is on it already.
-    fn orphan_add(&self, h: &Handle<'_>, st: &State, ino: u32, inode: &mut DiskInode) -> Result {
+    /// in-memory copy, is written by the caller), unless it is on it already. Returns
+    /// the list, still locked, for a caller with more to record about the orphan.
+    fn orphan_add<'a>(
+        &self,
+        h: &Handle<'_>,
+        st: &'a State,
+        ino: u32,
+        inode: &mut DiskInode,
+    ) -> Result<MutexGuard<'a, Orphans>> {
         let mut o = st.orphans.lock();
         if o.set.contains_key(&ino) {
-            return Ok(());
+            return Ok(o);
         }
         o.set.insert(ino, ())?;
         let r = self
@@ -319,7 +326,7 @@ impl Xv6Fs {
         }
         inode.orphan_next = o.head;
         o.head = ino;
-        Ok(())
+        Ok(o)
     }
 
     /// Takes inode `ino` off the orphan list if it is on it (its link written here;
@@ -607,7 +614,7 @@ impl Xv6Fs {
         inode.ctime = now;
         if inode.nlink == 0 {
             // Freed when the kernel forgets it (it may still be open).
-            self.orphan_add(h, st, ino, &mut inode)?;
+            drop(self.orphan_add(h, st, ino, &mut inode)?);
         }
         self.iput(h, ino, &inode)
     }
@@ -864,7 +871,7 @@ impl FileSystem for Xv6Fs {
                         return Ok(false);
                     }
                     inode.size = size;
-                    self.orphan_add(h, st, ino, &mut inode)?;
+                    drop(self.orphan_add(h, st, ino, &mut inode)?);
                     self.iput(h, ino, &inode)?;
                     Ok(true)
                 })?;
@@ -1660,8 +1667,7 @@ impl Xv6Fs {
                 });
             let r = match r {
                 Ok(run) if past_end && run.1 > 1 => {
-                    self.orphan_add(h, st, ino, &mut inode).and_then(|()| {
-                        let mut o = st.orphans.lock();
+                    self.orphan_add(h, st, ino, &mut inode).and_then(|mut o| {
                         let end = fblk.saturating_add(run.1);
                         let was = o.ahead.get(&ino).copied().unwrap_or(0);
                         o.ahead.insert(ino, was.max(end))?;
