@@ -334,7 +334,10 @@ pub trait FileSystem: Sized + Send + Sync + 'static {
     /// (`FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`) the byte range.
     ///
     /// A block-backed file system (see [`FileSystem::map_blocks`]) zeroes the blocks it
-    /// allocates with [`BlockDevice::zero_blocks`](crate::block::BlockDevice::zero_blocks).
+    /// allocates with [`BlockDevice::zero_blocks`](crate::block::BlockDevice::zero_blocks),
+    /// or keeps them *unwritten* (as ext4's unwritten extents): `map_blocks` answers
+    /// them as holes, which read as zeros, until a write maps them with `create`, which
+    /// takes them as it would allocate a hole (ordered data, [`Extent::new`]).
     /// When punching a hole, the framework has already zeroed the partial blocks at the
     /// edges of the range within the file size; the file system frees the blocks lying
     /// wholly inside `[offset, min(offset + length, size))` and touches no data.

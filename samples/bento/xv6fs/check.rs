@@ -41,8 +41,8 @@ use crate::layout::{
     BLOCK_SIZE, BLOCK_SIZE_U64, DIR_HEADER_SIZE, DIR_INDEX, DIR_LEAF, FLAG_INLINE_SYMLINK,
     INCOMPAT_SUPPORTED, INLINE_SYMLINK_MAX, INODES_PER_BLOCK, INODE_SIZE, MAGIC, MAX_FILE_BLOCKS,
     MIN_JOURNAL_BLOCKS, NDIRECT, PTRS_PER_BLOCK, ROOT_INO, RO_COMPAT_SUPPORTED, STATE_CLEAN,
-    STATE_ERRORS, SUPERBLOCK_BLOCK, SYMLINK_MAX, VERSION, XATTR_ENTRY_FIXED, XATTR_HEADER,
-    XATTR_MAGIC,
+    STATE_ERRORS, SUPERBLOCK_BLOCK, SYMLINK_MAX, UNWRITTEN, VERSION, XATTR_ENTRY_FIXED,
+    XATTR_HEADER, XATTR_MAGIC,
 };
 
 /// What to do.
@@ -1378,12 +1378,16 @@ struct DupRef {
     loc: Loc,
     blk: u32,
     fblk: u64,
+    /// The pointer marks the block unwritten: the copy needs no data.
+    unwritten: bool,
 }
 
 /// One inode's block walk.
 struct Walk {
     ino: u32,
     is_dir: bool,
+    /// A regular file: its data block pointers may be marked unwritten.
+    is_file: bool,
     /// Interrupted truncate being completed: file blocks from here on are released.
     keep: Option<u64>,
     /// Blocks claimed (data, indirect, xattr; pending duplicates included).
@@ -1810,6 +1814,7 @@ impl<'d> Checker<'d> {
         let mut w = Walk {
             ino,
             is_dir,
+            is_file: k == FileType::RegularFile,
             keep: None,
             count: 0,
             bad: 0,
@@ -1954,6 +1959,12 @@ impl<'d> Checker<'d> {
             _ => "indirect block",
         };
         let ino = w.ino;
+        // A regular file's data block may be marked unwritten (`INCOMPAT_UNWRITTEN`);
+        // a mark anywhere else leaves the pointer outside the data area.
+        let (p, unwritten) = match (level, w.is_file) {
+            (0, true) => self.ctx.sb.data_ptr(p).unwrap_or((p, false)),
+            _ => (p, false),
+        };
         if !self.ctx.is_data(p) || (w.is_dir && level == 0 && fblk >= DIR_MAX_BLOCKS) {
             w.bad = w.bad.saturating_add(1);
             if w.bad <= MAX_BAD_LISTED {
@@ -1978,6 +1989,7 @@ impl<'d> Checker<'d> {
                     loc,
                     blk: p,
                     fblk,
+                    unwritten,
                 })?;
                 w.pending = true;
                 w.count = w.count.saturating_add(1);
@@ -2032,6 +2044,7 @@ impl<'d> Checker<'d> {
     /// Releases the blocks under pointer `p` that nobody claimed (an orphan's, a
     /// truncated tail): their bitmap bits are rewritten as free, not reported.
     fn release_tree(&mut self, p: u32, level: u32) -> Result {
+        let p = self.data_block(p, level);
         if !self.ctx.is_data(p) || self.ctx.used(p)? {
             return Ok(());
         }
@@ -2086,7 +2099,17 @@ impl<'d> Checker<'d> {
         Ok(())
     }
 
+    /// The block pointer `p` at `level` names: a data block pointer (level 0) without
+    /// its unwritten mark.
+    fn data_block(&self, p: u32, level: u32) -> u32 {
+        match level {
+            0 => self.ctx.sb.data_ptr(p).map_or(p, |(b, _)| b),
+            _ => p,
+        }
+    }
+
     fn free_tree(&mut self, p: u32, level: u32) -> Result {
+        let p = self.data_block(p, level);
         if !self.ctx.is_data(p) || !self.ctx.used(p)? {
             return Ok(());
         }
@@ -2200,10 +2223,15 @@ impl<'d> Checker<'d> {
             if !self.ctx.repair {
                 continue;
             }
-            if target != 0 {
-                self.ctx.read_block(blk, &mut copy)?;
-                self.ctx.write_block(target, &copy)?;
-            }
+            let target = match target {
+                0 => 0,
+                t if d.unwritten => t | UNWRITTEN,
+                t => {
+                    self.ctx.read_block(blk, &mut copy)?;
+                    self.ctx.write_block(t, &copy)?;
+                    t
+                }
+            };
             match d.loc {
                 Loc::Inode(slot) => {
                     let mut i = self.ctx.load_inode(ino)?;

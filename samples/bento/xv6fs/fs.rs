@@ -59,8 +59,8 @@ use crate::hash::siphash13;
 use crate::inode::{FREE_BUDGET, MAP_CREDITS, REVOKE_BUDGET};
 use crate::layout::{
     corrupt, DiskInode, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64, FLAG_INLINE_SYMLINK,
-    INCOMPAT_SUPPORTED, INLINE_SYMLINK_MAX, NAME_MAX, ROOT_INO, RO_COMPAT_SUPPORTED, STATE_CLEAN,
-    SUPERBLOCK_BLOCK, SYMLINK_MAX,
+    INCOMPAT_SUPPORTED, INCOMPAT_UNWRITTEN, INLINE_SYMLINK_MAX, NAME_MAX, ROOT_INO,
+    RO_COMPAT_SUPPORTED, STATE_CLEAN, SUPERBLOCK_BLOCK, SYMLINK_MAX,
 };
 use crate::store::Dir;
 use crate::xattr;
@@ -1315,8 +1315,11 @@ impl FileSystem for Xv6Fs {
         if end > crate::layout::MAX_FILE_BLOCKS.saturating_mul(BLOCK_SIZE_U64) {
             return Err(Errno::EFBIG);
         }
-        // Allocate every missing block, zeroed on the device (there are no unwritten
-        // extents): the only file data xv6fs writes itself. One transaction per chunk.
+        // Allocate every missing block, marked unwritten (it reads as zeros until a
+        // write clears the mark in `map_blocks`), or, on a file system without that
+        // feature, zeroed on the device: the only file data xv6fs writes itself. One
+        // transaction per chunk.
+        let unwritten = self.sb.incompat & INCOMPAT_UNWRITTEN != 0;
         let mut fblk = offset / BLOCK_SIZE_U64;
         let last = end.div_ceil(BLOCK_SIZE_U64);
         let mut retries = 0u32;
@@ -1329,20 +1332,22 @@ impl FileSystem for Xv6Fs {
                 let mut budget = FREE_BUDGET;
                 let r = (|| -> Result {
                     while fblk < last && budget > 0 {
-                        let (b, n) =
-                            self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
-                        if b != 0 {
-                            fblk = fblk.saturating_add(n);
+                        let run = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
+                        if run.block != 0 {
+                            fblk = fblk.saturating_add(run.len);
                             continue;
                         }
                         if h.credits_left() < self.alloc_credits(ino, &inode, fblk)? {
                             break;
                         }
-                        let (first, n) = self.alloc_run(st, h, ino, &mut inode, fblk, n)?;
+                        let (first, n) =
+                            self.alloc_run(st, h, ino, &mut inode, fblk, run.len, unwritten)?;
                         // Zeroed before the lock goes, so no reader maps it unzeroed,
                         // and on the device before the allocation commits (as ordered
                         // data would be; nothing is in the page cache to order).
-                        self.dev.zero_blocks(u64::from(first), n)?;
+                        if !unwritten {
+                            self.dev.zero_blocks(u64::from(first), n)?;
+                        }
                         budget = budget.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
                         fblk = fblk.saturating_add(n);
                     }
@@ -1387,12 +1392,14 @@ impl FileSystem for Xv6Fs {
         let mut fblk = start / BLOCK_SIZE_U64;
         let last = inode.size.div_ceil(BLOCK_SIZE_U64);
         while fblk < last {
-            let (b, n) = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
-            if (b != 0) == want_data {
+            // Unwritten blocks read as zeros: a hole, as for ext4 (whose page cache
+            // may hold data there; here the first write marks them written).
+            let run = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
+            if run.is_data() == want_data {
                 let pos = fblk.saturating_mul(BLOCK_SIZE_U64).max(start);
                 return i64::try_from(pos).map_err(|_| Errno::EOVERFLOW);
             }
-            fblk = fblk.saturating_add(n);
+            fblk = fblk.saturating_add(run.len);
         }
         if want_data {
             Err(Errno::ENXIO)
@@ -1413,9 +1420,13 @@ impl FileSystem for Xv6Fs {
             let _il = self.ilock(ino)?.read();
             let inode = self.iget(ino)?;
             check_regular(&inode)?;
-            let (b, n) = self.lookup_run(ino, &inode, file_block, count)?;
-            if b != 0 || !create {
-                return Ok(extent(b, n, false));
+            // Unwritten blocks are holes to the framework until a write takes them.
+            let run = self.lookup_run(ino, &inode, file_block, count)?;
+            if run.is_data() {
+                return Ok(extent(run.block, run.len, false));
+            }
+            if !create {
+                return Ok(extent(0, run.len, false));
             }
         }
         self.check_writable()?;
@@ -1622,18 +1633,20 @@ impl Xv6Fs {
         self.iput(h, src, &s)
     }
 
-    /// `map_blocks` with `create` on a hole: allocates one run in one transaction (nested
-    /// in the framework's handle around a buffered write, if any: then it fits in the
-    /// credits left, which `DATA_CREDITS` makes enough for one call).
+    /// `map_blocks` with `create` on a hole or unwritten blocks: allocates one run, or
+    /// marks one unwritten run written, in one transaction (nested in the framework's
+    /// handle around a buffered write, if any: then it fits in the credits left, which
+    /// `DATA_CREDITS` makes enough for one call). Either way the framework gets the run
+    /// as new: its blocks hold garbage until written.
     fn map_alloc(&self, ino: u32, fblk: u64, count: u64) -> Result<Extent> {
         self.transact(MAP_CREDITS, 0, |h, st| {
             let _il = self.ilock_write(ino)?;
             let mut inode = self.iget(ino)?;
             check_regular(&inode)?;
             // Mapped meanwhile (before this thread took the lock)?
-            let (b, n) = self.lookup_run(ino, &inode, fblk, count)?;
-            if b != 0 {
-                return Ok(extent(b, n, false));
+            let run = self.lookup_run(ino, &inode, fblk, count)?;
+            if run.is_data() {
+                return Ok(extent(run.block, run.len, false));
             }
             // A run wholly past the size: its first block is the one being written
             // (its data and the new size come in this transaction), the others wait
@@ -1655,16 +1668,24 @@ impl Xv6Fs {
                 return Err(Errno::ENOSPC);
             }
             // The framework writes the new blocks: their data goes before the commit.
-            let r = self
-                .alloc_run(st, h, ino, &mut inode, fblk, n)
-                .and_then(|run| {
-                    h.order_data(
-                        u64::from(ino),
-                        fblk.saturating_mul(BLOCK_SIZE_U64),
-                        run.1.saturating_mul(BLOCK_SIZE_U64),
-                    )
-                    .map(|()| run)
-                });
+            let r = if run.unwritten {
+                // Unwritten blocks past the size are taken one at a time, needing no
+                // orphan: the `setattr` that settles an orphan frees every block past
+                // the size, which would take `KEEP_SIZE` preallocation with it.
+                let n = if past_end { 1 } else { run.len };
+                self.mark_written(h, ino, &mut inode, fblk, n)
+                    .map(|()| (run.block, n))
+            } else {
+                self.alloc_run(st, h, ino, &mut inode, fblk, run.len, false)
+            };
+            let r = r.and_then(|run| {
+                h.order_data(
+                    u64::from(ino),
+                    fblk.saturating_mul(BLOCK_SIZE_U64),
+                    run.1.saturating_mul(BLOCK_SIZE_U64),
+                )
+                .map(|()| run)
+            });
             let r = match r {
                 Ok(run) if past_end && run.1 > 1 => {
                     self.orphan_add(h, st, ino, &mut inode).and_then(|mut o| {
@@ -1708,15 +1729,15 @@ impl Xv6Fs {
                 let mut budget = FREE_BUDGET;
                 let r = (|| -> Result {
                     while fblk < last && h.credits_left() >= 8 && budget > 0 {
-                        let (b, n) =
-                            self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
-                        if b == 0 {
-                            fblk = fblk.saturating_add(n);
+                        let run = self.lookup_run(ino, &inode, fblk, last.saturating_sub(fblk))?;
+                        if run.block == 0 {
+                            fblk = fblk.saturating_add(run.len);
                             continue;
                         }
                         let mut i = 0u64;
-                        while i < n && h.credits_left() >= 8 && budget > 0 {
-                            let blk = b.saturating_add(u32::try_from(i).map_err(|_| Errno::EIO)?);
+                        while i < run.len && h.credits_left() >= 8 && budget > 0 {
+                            let k = u32::try_from(i).map_err(|_| Errno::EIO)?;
+                            let blk = run.block.saturating_add(k);
                             let f = fblk.saturating_add(i);
                             self.clear_block(st, h, ino, &mut inode, f, blk)?;
                             budget = budget.saturating_sub(1);

@@ -16,6 +16,7 @@ use bento::{Attr, Errno, FileType, Result};
 use crate::fs::{State, Xv6Fs};
 use crate::layout::{
     corrupt, DiskInode, INODES_PER_BLOCK, INODE_SIZE, MAX_FILE_BLOCKS, NDIRECT, PTRS_PER_BLOCK,
+    UNWRITTEN,
 };
 
 /// Blocks a truncate frees per transaction (keeps each one small).
@@ -81,6 +82,25 @@ enum Leaf {
     /// Nowhere: an indirect block above it is missing; the hole spans this many blocks
     /// from the one asked for.
     Hole(u64),
+}
+
+/// A run of file blocks ([`Xv6Fs::lookup_run`]): contiguous disk blocks, all written
+/// or all unwritten, or a hole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// The first disk block; 0 for a hole.
+    pub(crate) block: u32,
+    /// Blocks in the run (at least 1).
+    pub(crate) len: u64,
+    /// Allocated but never written (`fallocate`): reads as zeros.
+    pub(crate) unwritten: bool,
+}
+
+impl Run {
+    /// Whether the run holds file data (written blocks): what reads see.
+    pub(crate) fn is_data(&self) -> bool {
+        self.block != 0 && !self.unwritten
+    }
 }
 
 /// 512-byte units per block.
@@ -282,6 +302,14 @@ impl Xv6Fs {
         Ok(p)
     }
 
+    /// A regular file's data block pointer read from disk: the block (0: none) and
+    /// whether it is unwritten.
+    fn check_data(&self, ino: u32, p: u32) -> Result<(u32, bool)> {
+        self.sb
+            .data_ptr(p)
+            .ok_or_else(|| corrupt(format_args!("inode {ino}: data block pointer {p:#x}")))
+    }
+
     /// Allocates a block near `goal` (else where the allocator's search is); metadata
     /// blocks go in the metadata zone of `goal`'s part of the disk
     /// ([`Bitmap::alloc_meta`](crate::alloc::Bitmap::alloc_meta)) and are zeroed in
@@ -420,7 +448,8 @@ impl Xv6Fs {
     }
 
     /// Counts, in a leaf's pointers `ptrs` from index `from`, the run starting there:
-    /// contiguous disk blocks, or zeros (a hole). At most `max`.
+    /// contiguous disk blocks of one kind (written or unwritten), or zeros (a hole).
+    /// At most `max`.
     fn leaf_run(
         &self,
         ino: u32,
@@ -428,16 +457,19 @@ impl Xv6Fs {
         from: u64,
         end: u64,
         max: u64,
-    ) -> Result<(u32, u64)> {
-        let first = self.check_ptr(ino, ptrs(from))?;
+    ) -> Result<Run> {
+        let raw = ptrs(from);
+        let (block, unwritten) = self.check_data(ino, raw)?;
         let limit = end.min(from.saturating_add(max));
         let mut n = 1u64;
         while from.saturating_add(n) < limit {
-            let p = self.check_ptr(ino, ptrs(from.saturating_add(n)))?;
-            let want = if first == 0 {
+            let p = ptrs(from.saturating_add(n));
+            // The unwritten flag is the top bit and data blocks lie below it, so the
+            // next pointer of a run is the first one plus `n`, flag and all.
+            let want = if raw == 0 {
                 0
             } else {
-                match u32::try_from(n).ok().and_then(|n| first.checked_add(n)) {
+                match u32::try_from(n).ok().and_then(|n| raw.checked_add(n)) {
                     Some(w) => w,
                     None => break,
                 }
@@ -445,23 +477,32 @@ impl Xv6Fs {
             if p != want {
                 break;
             }
+            self.check_data(ino, p)?;
             n = n.saturating_add(1);
         }
-        Ok((first, n))
+        Ok(Run {
+            block,
+            len: n,
+            unwritten,
+        })
     }
 
     /// The run of file blocks from `fblk` (at most `max`, at least 1): mapped to
-    /// contiguous disk blocks (the first one is returned) or a hole (0). Reads only.
+    /// contiguous disk blocks, written or unwritten, or a hole. Reads only.
     pub(crate) fn lookup_run(
         &self,
         ino: u32,
         inode: &DiskInode,
         fblk: u64,
         max: u64,
-    ) -> Result<(u32, u64)> {
+    ) -> Result<Run> {
         let max = max.clamp(1, MAX_FILE_BLOCKS.saturating_sub(fblk).max(1));
         match self.find_leaf(ino, inode, fblk)? {
-            Leaf::Hole(n) => Ok((0, n.clamp(1, max))),
+            Leaf::Hole(n) => Ok(Run {
+                block: 0,
+                len: n.clamp(1, max),
+                unwritten: false,
+            }),
             Leaf::Direct(slot) => {
                 let ptrs = |i: u64| {
                     usize::try_from(i)
@@ -485,11 +526,11 @@ impl Xv6Fs {
     pub(crate) fn mapped_from(&self, ino: u32, inode: &DiskInode, from: u64) -> Result<bool> {
         let mut fblk = from;
         while fblk < MAX_FILE_BLOCKS {
-            let (b, n) = self.lookup_run(ino, inode, fblk, MAX_FILE_BLOCKS.saturating_sub(fblk))?;
-            if b != 0 {
+            let run = self.lookup_run(ino, inode, fblk, MAX_FILE_BLOCKS.saturating_sub(fblk))?;
+            if run.block != 0 {
                 return Ok(true);
             }
-            fblk = fblk.saturating_add(n.max(1));
+            fblk = fblk.saturating_add(run.len.max(1));
         }
         Ok(false)
     }
@@ -499,9 +540,11 @@ impl Xv6Fs {
     /// contiguous disk blocks as are free right after the first one (all within one
     /// indirect block, or among the direct pointers), in transaction `h`. The caller
     /// sees to their contents before it commits: orders the data the framework will
-    /// write there ([`Handle::order_data`]), or zeroes them. The inode is updated in
-    /// memory (pointers and block count, not the size); the caller writes it. Returns
-    /// the first disk block and the count.
+    /// write there ([`Handle::order_data`]), or zeroes them, unless they are allocated
+    /// `unwritten` (the pointers say so). The inode is updated in memory (pointers and
+    /// block count, not the size); the caller writes it. Returns the first disk block
+    /// and the count.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn alloc_run(
         &self,
         st: &State,
@@ -510,7 +553,9 @@ impl Xv6Fs {
         inode: &mut DiskInode,
         fblk: u64,
         max: u64,
+        unwritten: bool,
     ) -> Result<(u32, u64)> {
+        let flag = if unwritten { UNWRITTEN } else { 0 };
         // First the indirect blocks above the run, if missing.
         let leaf = match self.find_leaf(ino, inode, fblk)? {
             Leaf::Hole(_) => {
@@ -523,45 +568,46 @@ impl Xv6Fs {
         let max32 = |room: u64| u32::try_from(room.min(max).max(1)).unwrap_or(u32::MAX);
         let (first, n) = match leaf {
             Leaf::Direct(slot) => {
-                let (p, holes) = self.lookup_run(ino, inode, fblk, max)?;
-                if p != 0 {
+                let holes = self.lookup_run(ino, inode, fblk, max)?;
+                if holes.block != 0 {
                     return Err(Errno::EEXIST);
                 }
                 let goal = self.near(ino, inode, fblk)?;
                 let (first, n) =
                     st.blocks
                         .lock()
-                        .alloc_run(&self.dev, h, goal, max32(holes), &pending)?;
+                        .alloc_run(&self.dev, h, goal, max32(holes.len), &pending)?;
                 for k in 0..n {
                     let s = slot.saturating_add(k as usize);
                     if let Some(a) = inode.addrs.get_mut(s) {
-                        *a = first.saturating_add(k);
+                        *a = first.saturating_add(k) | flag;
                     }
                 }
                 (first, n)
             }
             Leaf::Indirect { blk, idx } => {
                 let buf = self.dev.read(u64::from(blk))?;
-                let (p, holes) = {
+                let holes = {
                     let g = buf.lock();
                     let ptrs = |i: u64| ptr_at(&g, i);
                     self.leaf_run(ino, &ptrs, idx, PTRS_PER_BLOCK, max)?
                 };
-                if p != 0 {
+                if holes.block != 0 {
                     return Err(Errno::EEXIST);
                 }
                 let prev = idx.checked_sub(1).map_or(0, |i| ptr_at(&buf.lock(), i));
-                let goal = match prev {
+                let goal = match self.check_data(ino, prev)?.0 {
                     0 => self.near(ino, inode, fblk)?,
                     p => Some(p.saturating_add(1)),
                 };
                 let (first, n) =
                     st.blocks
                         .lock()
-                        .alloc_run(&self.dev, h, goal, max32(holes), &pending)?;
+                        .alloc_run(&self.dev, h, goal, max32(holes.len), &pending)?;
                 h.modify(&buf, |d| {
                     for k in 0..n {
-                        set_ptr(d, idx.saturating_add(u64::from(k)), first.saturating_add(k));
+                        let p = first.saturating_add(k) | flag;
+                        set_ptr(d, idx.saturating_add(u64::from(k)), p);
                     }
                 })?;
                 (first, n)
@@ -590,7 +636,11 @@ impl Xv6Fs {
     /// disk, each new file would walk every used block, and after a large delete every
     /// block waiting for the commit of its freeing).
     fn goal(&self, inode: &DiskInode) -> Option<u32> {
-        inode.addrs.first().copied().filter(|a| *a != 0)
+        inode
+            .addrs
+            .first()
+            .map(|a| a & !UNWRITTEN)
+            .filter(|a| *a != 0)
     }
 
     /// Where a new block for file block `fblk` goes: right after the disk block of file
@@ -598,9 +648,9 @@ impl Xv6Fs {
     /// across its indirect blocks, which lie elsewhere), else [`Xv6Fs::goal`].
     fn near(&self, ino: u32, inode: &DiskInode, fblk: u64) -> Result<Option<u32>> {
         if let Some(prev) = fblk.checked_sub(1) {
-            let (b, _) = self.lookup_run(ino, inode, prev, 1)?;
-            if b != 0 {
-                return Ok(Some(b.saturating_add(1)));
+            let run = self.lookup_run(ino, inode, prev, 1)?;
+            if run.block != 0 {
+                return Ok(Some(run.block.saturating_add(1)));
             }
         }
         Ok(self.goal(inode))
@@ -684,7 +734,12 @@ impl Xv6Fs {
         let mut empty = true;
         for i in (0..PTRS_PER_BLOCK).rev() {
             let child_base = base.saturating_add(i.saturating_mul(span));
-            let p = self.check_ptr(ino, ptr_at(&buf.lock(), i))?;
+            let raw = ptr_at(&buf.lock(), i);
+            let p = if level == 1 && !meta_leaves {
+                self.check_data(ino, raw)?.0
+            } else {
+                self.check_ptr(ino, raw)?
+            };
             if p == 0 {
                 continue;
             }
@@ -799,7 +854,12 @@ impl Xv6Fs {
             }
         }
         for i in (0..NDIRECT).rev() {
-            let p = self.check_ptr(ino, inode.addrs.get(i).copied().unwrap_or(0))?;
+            let raw = inode.addrs.get(i).copied().unwrap_or(0);
+            let p = if meta_leaves {
+                self.check_ptr(ino, raw)?
+            } else {
+                self.check_data(ino, raw)?.0
+            };
             if p != 0 && i as u64 >= keep {
                 if !budget.allows(h, meta_leaves) {
                     return Ok(false);
@@ -812,6 +872,43 @@ impl Xv6Fs {
             }
         }
         Ok(true)
+    }
+
+    /// Marks the `n` unwritten blocks from file block `fblk` (a run
+    /// [`Xv6Fs::lookup_run`] found, within one leaf) written, in transaction `h`: the
+    /// caller orders the data the framework writes there ([`Handle::order_data`]). The
+    /// inode is updated in memory; the caller writes it.
+    pub(crate) fn mark_written(
+        &self,
+        h: &Handle<'_>,
+        ino: u32,
+        inode: &mut DiskInode,
+        fblk: u64,
+        n: u64,
+    ) -> Result {
+        match self.find_leaf(ino, inode, fblk)? {
+            Leaf::Direct(slot) => {
+                let end = usize::try_from(n).map_or(NDIRECT, |n| slot.saturating_add(n));
+                for a in inode
+                    .addrs
+                    .get_mut(slot..end.min(NDIRECT))
+                    .unwrap_or_default()
+                {
+                    *a &= !UNWRITTEN;
+                }
+                Ok(())
+            }
+            Leaf::Indirect { blk, idx } => {
+                let buf = self.dev.read(u64::from(blk))?;
+                let end = idx.saturating_add(n).min(PTRS_PER_BLOCK);
+                h.modify(&buf, |d| {
+                    for i in idx..end {
+                        set_ptr(d, i, ptr_at(d, i) & !UNWRITTEN);
+                    }
+                })
+            }
+            Leaf::Hole(_) => Err(Errno::EIO),
+        }
     }
 
     /// Unmaps file block `fblk` (now at disk block `b`) and frees it; indirect blocks

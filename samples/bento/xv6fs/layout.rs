@@ -47,8 +47,15 @@ pub const STATE_ERRORS: u32 = 2;
 /// Inode flag: the symlink target is stored in the block pointer area.
 pub const FLAG_INLINE_SYMLINK: u32 = 1;
 
-/// Incompat features this version knows (none beyond the base format).
-pub const INCOMPAT_SUPPORTED: u32 = 0;
+/// Incompat feature: data block pointers of regular files may carry [`UNWRITTEN`]
+/// (set by mkfs on file systems of at most 2³¹ blocks).
+pub const INCOMPAT_UNWRITTEN: u32 = 1;
+/// Incompat features this version knows.
+pub const INCOMPAT_SUPPORTED: u32 = INCOMPAT_UNWRITTEN;
+/// Top bit of a regular file's data block pointer ([`INCOMPAT_UNWRITTEN`]): the block
+/// is allocated (`fallocate`) but was never written, and reads as zeros whatever the
+/// disk holds there. The first write clears it.
+pub const UNWRITTEN: u32 = 1 << 31;
 /// Ro-compat features this version knows.
 pub const RO_COMPAT_SUPPORTED: u32 = 0;
 
@@ -132,7 +139,11 @@ impl Superblock {
         Some(Superblock {
             compat: 0,
             ro_compat: 0,
-            incompat: 0,
+            incompat: if nblocks <= UNWRITTEN {
+                INCOMPAT_UNWRITTEN
+            } else {
+                0
+            },
             nblocks,
             ninodes,
             journal_start,
@@ -255,7 +266,8 @@ impl Superblock {
                 >= u64::from(self.nblocks)
             && self.root_ino == ROOT_INO
             && self.ninodes > ROOT_INO
-            && self.orphan_head < self.ninodes;
+            && self.orphan_head < self.ninodes
+            && (self.incompat & INCOMPAT_UNWRITTEN == 0 || self.nblocks <= UNWRITTEN);
         if !ok {
             return Err(corrupt(format_args!(
                 "superblock: inconsistent geometry {self:?}"
@@ -321,6 +333,15 @@ impl Superblock {
     /// Whether `blk` is a data-area block (may be allocated to files).
     pub fn is_data_block(&self, blk: u32) -> bool {
         blk >= self.data_start && blk < self.nblocks
+    }
+
+    /// Splits a regular file's data block pointer into the block and whether it is
+    /// unwritten; `None` if it is neither 0 nor a data block (a flagged pointer without
+    /// [`INCOMPAT_UNWRITTEN`] is not one).
+    pub fn data_ptr(&self, p: u32) -> Option<(u32, bool)> {
+        let unwritten = p & UNWRITTEN != 0 && self.incompat & INCOMPAT_UNWRITTEN != 0;
+        let blk = if unwritten { p & !UNWRITTEN } else { p };
+        (p == 0 || self.is_data_block(blk)).then_some((blk, unwritten))
     }
 }
 

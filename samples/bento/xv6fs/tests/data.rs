@@ -349,3 +349,140 @@ fn freeing_many_metadata_blocks() {
     }
     finish(dir, &dev);
 }
+
+/// Leaves blocks full of 0x5a free for the next allocations of a fresh image.
+fn stale_blocks(tag: &str) -> (std::path::PathBuf, bento::block::BlockDevice) {
+    let (dir, dev) = setup(tag, 16, &[0x5a; 256 * 1024]);
+    {
+        let fs = mount(&dev).unwrap();
+        let ino = file(&fs);
+        fs.unlink(&REQ, ROOT_INO, b"f").unwrap();
+        fs.forget(ino);
+        fs.fsync(&REQ, ROOT_INO, 0, false).unwrap();
+    }
+    (dir, dev)
+}
+
+#[test]
+fn fallocated_blocks_are_unwritten_until_written() {
+    use bento::types::whence::{SEEK_DATA, SEEK_HOLE};
+    let (dir, dev) = stale_blocks("data-unwritten");
+    assert_ne!(
+        superblock(&dev).incompat & xv6fs::layout::INCOMPAT_UNWRITTEN,
+        0
+    );
+    let ino;
+    {
+        let fs = mount(&dev).unwrap();
+        let (e, _) = fs.create(&REQ, ROOT_INO, b"u", 0o100644, 0).unwrap();
+        ino = e.attr.ino;
+        // 16 blocks in the direct pointers and the single indirect block.
+        fs.file_fallocate(&REQ, ino, 0, 8 * BS, 16 * BS, 0).unwrap();
+        assert_eq!(fs.getattr(&REQ, ino).unwrap().size, 24 * BS);
+        assert_eq!(sectors(&fs, ino), 17 * 8);
+        assert!(read_at(&fs, ino, 0, 1 << 20).iter().all(|&x| x == 0));
+        // Unwritten blocks are holes to readers and to SEEK_DATA.
+        let seek = |off, wh| fs.lseek(&REQ, ino, 0, off, wh);
+        assert_eq!(seek(0, SEEK_DATA), Err(Errno::ENXIO));
+        // A write inside a block takes it: the rest of it reads as zeros, its
+        // neighbours stay unwritten.
+        fs.file_write(&REQ, ino, 0, 9 * BS + 100, b"partial", 0)
+            .unwrap();
+        fs.file_write(&REQ, ino, 0, 13 * BS, &[7; 4096], 0).unwrap();
+        assert_eq!(seek(0, SEEK_DATA), Ok(9 * BS as i64));
+        assert_eq!(seek(9 * BS as i64, SEEK_HOLE), Ok(10 * BS as i64));
+        assert_eq!(seek(10 * BS as i64, SEEK_DATA), Ok(13 * BS as i64));
+        assert_eq!(sectors(&fs, ino), 17 * 8);
+    }
+    {
+        // What was written, and where, survives a remount.
+        let fs = mount(&dev).unwrap();
+        let b = read_at(&fs, ino, 0, 1 << 20);
+        assert_eq!(b.len(), 24 * 4096);
+        for (i, &x) in b.iter().enumerate() {
+            let i = i as u64;
+            let want = match i {
+                _ if (9 * BS + 100..9 * BS + 107).contains(&i) => {
+                    b"partial"[(i - 9 * BS - 100) as usize]
+                }
+                _ if (13 * BS..14 * BS).contains(&i) => 7,
+                _ => 0,
+            };
+            assert_eq!(x, want, "byte {i}");
+        }
+        // Punching and truncating free unwritten blocks like written ones.
+        fs.file_fallocate(&REQ, ino, 0, 10 * BS, 2 * BS, PUNCH_HOLE | KEEP_SIZE)
+            .unwrap();
+        assert_eq!(sectors(&fs, ino), 15 * 8);
+        truncate(&fs, ino, 12 * BS);
+        // Blocks 8 and 9 stay; the indirect block goes with 12 and on.
+        assert_eq!(sectors(&fs, ino), 2 * 8);
+    }
+    finish(dir, &dev);
+}
+
+#[test]
+fn appends_take_keep_size_preallocation_one_block_at_a_time() {
+    let (dir, dev) = stale_blocks("data-prealloc");
+    {
+        let fs = mount(&dev).unwrap();
+        let (e, _) = fs.create(&REQ, ROOT_INO, b"log", 0o100644, 0).unwrap();
+        let ino = e.attr.ino;
+        fs.file_fallocate(&REQ, ino, 0, 0, 32 * BS, KEEP_SIZE)
+            .unwrap();
+        assert_eq!(fs.getattr(&REQ, ino).unwrap().size, 0);
+        let s0 = sectors(&fs, ino);
+        // Appends (the second one long, past blocks still unwritten) keep the rest
+        // of the preallocation.
+        fs.file_write(&REQ, ino, 0, 0, &[1; 1000], 0).unwrap();
+        fs.file_write(&REQ, ino, 0, 1000, &[2; 5 * 4096], 0)
+            .unwrap();
+        assert_eq!(sectors(&fs, ino), s0);
+        let end = 1000 + 5 * BS;
+        assert_eq!(fs.getattr(&REQ, ino).unwrap().size, end);
+        let b = read_at(&fs, ino, 0, 1 << 20);
+        assert!(b[..1000].iter().all(|&x| x == 1));
+        assert!(b[1000..].iter().all(|&x| x == 2));
+        // Growing the file shows zeros past the old end, never stale blocks.
+        truncate(&fs, ino, 32 * BS);
+        assert!(read_at(&fs, ino, end, 1 << 20).iter().all(|&x| x == 0));
+        assert_eq!(sectors(&fs, ino), s0);
+    }
+    finish(dir, &dev);
+}
+
+#[test]
+fn fallocate_zeroes_on_images_without_unwritten_blocks() {
+    let (dir, dev) = stale_blocks("data-no-unwritten");
+    {
+        // An image made before the feature: clear its bit.
+        let mut sb = superblock(&dev);
+        sb.incompat &= !xv6fs::layout::INCOMPAT_UNWRITTEN;
+        let b = dev.read(1).unwrap();
+        sb.encode(&mut b.lock()).unwrap();
+        b.mark_dirty();
+        dev.sync().unwrap();
+    }
+    {
+        let fs = mount(&dev).unwrap();
+        let (e, _) = fs.create(&REQ, ROOT_INO, b"z", 0o100644, 0).unwrap();
+        let ino = e.attr.ino;
+        fs.file_fallocate(&REQ, ino, 0, 0, 20 * BS, 0).unwrap();
+        // Zeroed blocks are data (no unwritten mark to say otherwise).
+        let seek = fs.lseek(&REQ, ino, 0, 0, bento::types::whence::SEEK_DATA);
+        assert_eq!(seek, Ok(0));
+        assert!(read_at(&fs, ino, 0, 1 << 20).iter().all(|&x| x == 0));
+        fs.file_write(&REQ, ino, 0, 100, b"x", 0).unwrap();
+    }
+    {
+        let fs = mount(&dev).unwrap();
+        let ino = fs.lookup(&REQ, ROOT_INO, b"z").unwrap().attr.ino;
+        let b = read_at(&fs, ino, 0, 1 << 20);
+        assert_eq!(b.len(), 20 * 4096);
+        assert!(b
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == u8::from(i == 100) * b'x'));
+    }
+    finish(dir, &dev);
+}

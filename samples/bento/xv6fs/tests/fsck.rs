@@ -221,6 +221,14 @@ fn populate(fs: &Xv6Fs) {
     write(d1, b"empty", 0, b"");
     write(sub, b"indirect", 0, &vec![7u8; 60 * 1024]);
     write(d2, b"sparse", 6 << 20, b"far away");
+    // Unwritten blocks (fallocate), one of them since written, across the single
+    // indirect block, and more past the size.
+    let pre = write(d2, b"prealloc", 0, b"");
+    fs.file_fallocate(&REQ, pre, 0, 0, 20 * 4096, 0).unwrap();
+    fs.file_fallocate(&REQ, pre, 0, 20 * 4096, 4 * 4096, 1)
+        .unwrap();
+    fs.file_write(&REQ, pre, 0, 13 * 4096 + 5, b"written", 0)
+        .unwrap();
     fs.symlink(&REQ, d1, b"short", b"small").unwrap();
     fs.symlink(&REQ, d2, b"long", &[b'x'; 300]).unwrap();
     fs.mknod(&REQ, d2, b"null", 0o020666, 0x0103).unwrap();
@@ -1167,4 +1175,46 @@ fn interrupted_truncate_is_completed() {
     let dev = open(&img);
     let fs = mount(&dev);
     assert_eq!(read_all(&fs, u64::from(ino)), vec![9u8; 5000]);
+}
+
+#[test]
+fn unwritten_marks_only_on_file_data_pointers() {
+    use xv6fs::layout::UNWRITTEN;
+    let (_dir, img) = copy_base("unwritten");
+    let pre = ino_of(&img, "d2/prealloc");
+    let ip = inode(&img, pre);
+    assert_ne!(ip.addrs[0] & UNWRITTEN, 0, "fallocate marks its blocks");
+    // On an indirect block pointer: a bad pointer (and the blocks below it leak).
+    let mut i = inode(&img, pre);
+    i.addrs[12] |= UNWRITTEN;
+    set_inode(&img, pre, &i);
+    let y = expect_repair(&img, &[Kind::BadBlock, Kind::BlockCount, Kind::BlockBitmap]);
+    assert_eq!(y.count(Kind::BadBlock), 1, "{}", show(&y));
+    assert_eq!(inode(&img, pre).addrs[12], 0);
+}
+
+#[test]
+fn a_second_claim_on_an_unwritten_block_gets_an_unwritten_one() {
+    use xv6fs::layout::UNWRITTEN;
+    let (_dir, img) = copy_base("unwritten-dup");
+    let pre = ino_of(&img, "d2/prealloc");
+    let b = ino_of(&img, "d1/empty");
+    let ip = inode(&img, pre);
+    let mut ib = inode(&img, b);
+    ib.addrs[0] = ip.addrs[1];
+    ib.size = 100;
+    ib.blocks = 8;
+    set_inode(&img, b, &ib);
+    expect_repair(&img, &[Kind::DuplicateBlock]);
+    // One of them got a new block, unwritten like the one it shared.
+    let (ib, ip2) = (inode(&img, b), inode(&img, pre));
+    assert_ne!(ib.addrs[0], ip2.addrs[1]);
+    assert_ne!(ib.addrs[0] & UNWRITTEN, 0);
+    assert_ne!(ip2.addrs[1] & UNWRITTEN, 0);
+    let dev = open(&img);
+    let fs = mount(&dev);
+    assert_eq!(read_all(&fs, u64::from(b)), vec![0; 100]);
+    let data = read_all(&fs, u64::from(pre));
+    assert_eq!(data.len(), 20 * 4096);
+    assert_eq!(&data[13 * 4096 + 5..13 * 4096 + 12], b"written");
 }
