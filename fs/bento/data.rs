@@ -192,6 +192,28 @@ unsafe fn set_bh(
     }
 }
 
+/// How many blocks from file block `block` of `inode` lie before the window of blocks a
+/// buffered write mapped ahead of its data ([`premap`]; `u64::MAX` if none): 0 if
+/// `block` is in it, a hole to readers, since its disk block holds garbage until the
+/// write's data is in the page cache. A reader checks after mapping: the window opens
+/// before the file system maps anything in it, so a mapping seen means an open window
+/// is seen too.
+///
+/// # Safety
+///
+/// `inode` must be a live inode of a block bento superblock.
+unsafe fn fresh(inode: *const bindings::inode, block: u64) -> u64 {
+    // SAFETY: `inode` is live.
+    let bi = unsafe { container(inode) };
+    let from = bi.fresh_from.load(Ordering::SeqCst);
+    let end = bi.fresh_end.load(Ordering::SeqCst);
+    if from >= end || block >= end {
+        u64::MAX
+    } else {
+        from.saturating_sub(block)
+    }
+}
+
 /// `get_block` that only maps: holes stay unmapped for reads, and a hole where a write
 /// is about to happen is a bug (the block should have been allocated before the folio
 /// was locked), reported as `EIO`.
@@ -210,7 +232,14 @@ pub(crate) unsafe extern "C" fn get_block_mapped(
     let count = u32::try_from((size >> bits).max(1)).unwrap_or(u32::MAX);
     // SAFETY: As above.
     match unsafe { map(inode, iblock, count, false) } {
-        Ok(e) if e.disk_block != 0 => {
+        // SAFETY: As above (checked after mapping: see `fresh`).
+        Ok(e) if e.disk_block != 0 && create == 0 && unsafe { fresh(inode, iblock) } == 0 => 0,
+        Ok(mut e) if e.disk_block != 0 => {
+            if create == 0 {
+                // SAFETY: As above.
+                let before = unsafe { fresh(inode, iblock) };
+                e.len = e.len.min(u32::try_from(before).unwrap_or(u32::MAX));
+            }
             // SAFETY: As above.
             unsafe { set_bh(inode, bh, &e, false) };
             0
@@ -309,9 +338,23 @@ impl DataHandle {
     /// hold no folio lock of it and no other journal handle.
     unsafe fn start(inode: *const bindings::inode) -> Result<DataHandle> {
         // SAFETY: By the caller's guarantee.
+        unsafe { Self::start_times(inode, 1) }
+    }
+
+    /// Starts the handle with `times` the file system's data credits (for as many
+    /// `map_blocks` allocations).
+    ///
+    /// # Safety
+    ///
+    /// As for [`DataHandle::start`].
+    unsafe fn start_times(inode: *const bindings::inode, times: u32) -> Result<DataHandle> {
+        // SAFETY: By the caller's guarantee.
         let (journal, credits) = unsafe {
             let sb = (*inode).i_sb;
-            (journal_of(sb), fs(inode).data_credits())
+            (
+                journal_of(sb),
+                fs(inode).data_credits().saturating_mul(times),
+            )
         };
         if journal.is_null() || credits == 0 {
             return Ok(DataHandle(core::ptr::null_mut()));
@@ -332,6 +375,13 @@ impl DataHandle {
 
     fn into_raw(self) -> *mut core::ffi::c_void {
         self.0.cast()
+    }
+
+    /// Whether this task held a handle already, which this one joined: a commit would
+    /// wait for that one to stop.
+    fn is_nested(&self) -> bool {
+        // SAFETY: A non-null handle is live until stopped (by `stop`, which consumes it).
+        !self.0.is_null() && unsafe { (*self.0).h_ref } > 1
     }
 }
 
@@ -354,7 +404,7 @@ unsafe fn allocate_in_handle(
         // SAFETY: As above; no folio is locked.
         match unsafe { allocate(inode, pos, end) } {
             Ok(new) => return Ok((h, new)),
-            Err(e) if e == ENOSPC && !retried && !h.0.is_null() => {
+            Err(e) if e == ENOSPC && !retried && !h.0.is_null() && !h.is_nested() => {
                 h.stop();
                 retried = true;
                 // SAFETY: No handle is held now; the journal is loaded.
@@ -476,6 +526,190 @@ pub(crate) unsafe fn buffered_write(
     }
 }
 
+/// Blocks a buffered write maps ahead at most at once inside the file ([`premap`]):
+/// 1 MiB of 4 KiB blocks.
+const PREMAP_BLOCKS: u64 = 256;
+
+/// Data credits (`FileSystem::DATA_CREDITS`) of the handle [`premap`] holds: room for
+/// several `map_blocks` calls (a run can end at an indirect block, or where the file
+/// system's free space does).
+const PREMAP_CREDIT_TIMES: u32 = 4;
+
+/// What [`premap`] found where a write goes on.
+enum Stretch {
+    /// Blocks to write the usual way, folio by folio (`write_begin`): mapped already, or
+    /// where mapping ahead did not work out.
+    Plain(u64),
+    /// Blocks mapped ahead, now the inode's fresh window, in a handle that must stay
+    /// held until their data is in the page cache ([`finish_premap`]).
+    Premapped(DataHandle, u64),
+}
+
+/// Maps ahead, inside the file, up to `want` (≥ 1) whole blocks of `inode` from
+/// `block` that are holes (or unwritten, to the file system) for a buffered write that
+/// overwrites all of them: one `map_blocks` call per run, not one per folio. They go in
+/// a [`DataHandle`] that stays held until the data is copied in, so the transaction
+/// mapping them cannot commit before the data is dirty (data=ordered then writes it
+/// first), and they are the inode's fresh window meanwhile, holes to readers.
+///
+/// # Safety
+///
+/// `inode` must be a live, locked (`i_rwsem`) regular-file inode of a block bento
+/// superblock; the task holds no folio lock and no journal handle.
+unsafe fn premap(inode: *const bindings::inode, block: u64, want: u64) -> Stretch {
+    let ask = u32::try_from(want).unwrap_or(u32::MAX);
+    // SAFETY: By the caller's guarantee.
+    let e = match unsafe { map(inode, block, ask, false) } {
+        Ok(e) => e,
+        Err(_) => return Stretch::Plain(1),
+    };
+    let n = u64::from(e.len).clamp(1, want);
+    if e.disk_block != 0 || n < 2 {
+        return Stretch::Plain(n);
+    }
+    // SAFETY: `inode` is live.
+    let bi = unsafe { container(inode) };
+    // Opened before anything is mapped (see `fresh`); `write_end` moves its start.
+    bi.fresh_end.store(0, Ordering::SeqCst);
+    bi.fresh_from.store(block, Ordering::SeqCst);
+    bi.fresh_end.store(block + n, Ordering::SeqCst);
+    // SAFETY: By the caller's guarantee.
+    let h = match unsafe { DataHandle::start_times(inode, PREMAP_CREDIT_TIMES) } {
+        Ok(h) => h,
+        Err(_) => {
+            bi.fresh_end.store(0, Ordering::SeqCst);
+            return Stretch::Plain(1);
+        }
+    };
+    let mut done = 0u64;
+    while done < n {
+        let ask = u32::try_from(n - done).unwrap_or(u32::MAX);
+        // SAFETY: By the caller's guarantee; the handle is ours.
+        match unsafe { map(inode, block + done, ask, true) } {
+            Ok(e) if e.disk_block != 0 => {
+                if e.new {
+                    // A block freed as metadata may linger in the device's cache.
+                    // SAFETY: The superblock and its device are live.
+                    unsafe {
+                        bindings::clean_bdev_aliases(
+                            (*(*inode).i_sb).s_bdev,
+                            e.disk_block,
+                            u64::from(e.len),
+                        )
+                    };
+                }
+                done += u64::from(e.len);
+            }
+            // Out of credits or space: what is mapped is written; `write_begin` deals
+            // with the rest (and retries after a commit).
+            _ => break,
+        }
+    }
+    if done == 0 {
+        h.stop();
+        bi.fresh_end.store(0, Ordering::SeqCst);
+        return Stretch::Plain(1);
+    }
+    bi.fresh_end.store(block + done, Ordering::SeqCst);
+    Stretch::Premapped(h, done)
+}
+
+/// Ends a [`premap`] stretch once the write copied what it could (up to byte `pos`):
+/// blocks mapped ahead that it did not reach (a short write) are zeroed through the
+/// page cache, dirty before the handle stops, so neither a reader nor the commit can
+/// show what the disk held there; then the window closes and the handle stops.
+///
+/// # Safety
+///
+/// As for [`premap`], whose handle `h` is.
+unsafe fn finish_premap(inode: *mut bindings::inode, pos: i64, h: DataHandle) {
+    // SAFETY: By the caller's guarantee.
+    let (bits, bi) = unsafe { ((*inode).i_blkbits as u32, container(inode)) };
+    let reached = (pos as u64).div_ceil(1u64 << bits);
+    let from = bi.fresh_from.load(Ordering::SeqCst).max(reached);
+    let end = bi.fresh_end.load(Ordering::SeqCst);
+    for b in from..end {
+        // SAFETY: By the caller's guarantee (the inode is locked).
+        if let Err(e) = unsafe { zero_range(inode, (b << bits) as i64, 1u32 << bits) } {
+            // SAFETY: `inode` is live.
+            let ino = unsafe { (*inode).i_ino };
+            pr_err!(
+                "inode {}: zeroing block {} after a short write failed ({:?})\n",
+                ino,
+                b,
+                e
+            );
+        }
+    }
+    bi.fresh_end.store(0, Ordering::SeqCst);
+    h.stop();
+}
+
+/// `generic_perform_write` in stretches: runs of whole blocks inside the file that are
+/// holes, or unwritten to the file system, are mapped ahead ([`premap`]); the rest
+/// (blocks mapped already, partial blocks, blocks past the size) goes folio by folio
+/// through `write_begin`. Returns what `generic_perform_write` would.
+///
+/// # Safety
+///
+/// As for [`perform_write`]; `end` is where the write ends.
+unsafe fn write_pages(
+    iocb: *mut bindings::kiocb,
+    from: *mut bindings::iov_iter,
+    inode: *mut bindings::inode,
+    end: i64,
+) -> isize {
+    // SAFETY: By the caller's guarantee.
+    unsafe {
+        let bits = (*inode).i_blkbits as u32;
+        let bs = 1i64 << bits;
+        let mut written = 0isize;
+        loop {
+            let pos = (*iocb).ki_pos;
+            if pos >= end {
+                break;
+            }
+            let inside = (end.min(bindings::i_size_read(inode)) >> bits) - (pos >> bits);
+            let (blocks, h) = if pos & (bs - 1) != 0 {
+                // The rest of a partial first block.
+                (0, None)
+            } else if inside > 0 {
+                match premap(
+                    inode,
+                    pos as u64 >> bits,
+                    (inside as u64).min(PREMAP_BLOCKS),
+                ) {
+                    Stretch::Plain(n) => (n, None),
+                    Stretch::Premapped(h, n) => (n, Some(h)),
+                }
+            } else {
+                (u64::MAX, None)
+            };
+            let seg = match blocks {
+                0 => bs - (pos & (bs - 1)),
+                u64::MAX => end - pos,
+                n => i64::try_from(n << bits).unwrap_or(i64::MAX),
+            }
+            .min(end - pos);
+            let left = bindings::bento_iov_iter_count(from);
+            bindings::bento_iov_iter_truncate(from, seg as u64);
+            let n = bindings::generic_perform_write(iocb, from);
+            bindings::bento_iov_iter_reexpand(from, left - n.max(0) as usize);
+            if let Some(h) = h {
+                finish_premap(inode, (*iocb).ki_pos, h);
+            }
+            if n <= 0 {
+                return if written > 0 { written } else { n };
+            }
+            written += n;
+            if (n as i64) < seg {
+                break;
+            }
+        }
+        written
+    }
+}
+
 /// `generic_perform_write` with the file's size and times recorded once, at the end,
 /// not at each page ([`crate::attr::record_size`]), and blocks past the end of the file
 /// allocated up to the write's end at once ([`allocate`]): a crash before the size is
@@ -498,7 +732,7 @@ pub(crate) unsafe fn perform_write(
             .ki_pos
             .saturating_add(bindings::bento_iov_iter_count(from) as i64);
         bi.writing_to.store(end.max(1) as u64, Ordering::SeqCst);
-        let ret = bindings::generic_perform_write(iocb, from);
+        let ret = write_pages(iocb, from, inode, end);
         bi.writing_to.store(0, Ordering::SeqCst);
         let size = bindings::i_size_read(inode);
         if (*iocb).ki_pos < end && size < end {
@@ -545,6 +779,16 @@ unsafe extern "C" fn write_end(
         let ret = bindings::generic_write_end(file, mapping, pos, len, copied, folio, fsdata);
         let inode = (*mapping).host;
         let bi = container(inode);
+        let bits = (*inode).i_blkbits as u32;
+        if ret > 0 && pos & ((1i64 << bits) - 1) == 0 {
+            // Whole blocks now hold the write's data in the page cache: out of the
+            // window of blocks mapped ahead ([`premap`]), if they start it.
+            let block = pos as u64 >> bits;
+            let upto = (pos as u64 + ret as u64) >> bits;
+            let _ =
+                bi.fresh_from
+                    .compare_exchange(block, upto, Ordering::SeqCst, Ordering::Relaxed);
+        }
         if !fsdata.is_null()
             && !bi.record.load(Ordering::SeqCst)
             && bindings::i_size_read(inode) as u64 > bi.disk_size.load(Ordering::Relaxed)

@@ -40,6 +40,12 @@ pub(crate) struct BentoInode {
     /// `i_rwsem`): the write allocates blocks up to it at once, and records the size
     /// (`attr::record_size`) when it is done, not at each page.
     pub(crate) writing_to: AtomicU64,
+    /// File blocks `[fresh_from, fresh_end)` were mapped ahead by the buffered write in
+    /// progress (`data::premap`), which has not copied its data there yet: their disk
+    /// blocks hold garbage, so reads take them for holes. Written under `i_rwsem`.
+    pub(crate) fresh_from: AtomicU64,
+    /// See `fresh_from`.
+    pub(crate) fresh_end: AtomicU64,
     /// The write in progress must record the attributes at its end: it allocated blocks
     /// ahead, past the recorded size, or `dirty_inode` left times to it.
     pub(crate) record: AtomicBool,
@@ -118,6 +124,8 @@ pub(crate) unsafe extern "C" fn alloc_inode(
         core::ptr::addr_of_mut!((*bi).new_blocks).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).new_first).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).writing_to).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).fresh_from).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).fresh_end).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).record).write(AtomicBool::new(false));
         core::ptr::addr_of_mut!((*bi).attr_valid).write(AtomicUsize::new(0));
         // INVARIANT: `map` is initialised for this inode. Its initialiser cannot fail.

@@ -276,6 +276,16 @@ size_t rust_helper_bento_iov_iter_count(const struct iov_iter *i)
 	return iov_iter_count(i);
 }
 
+void rust_helper_bento_iov_iter_truncate(struct iov_iter *i, u64 count)
+{
+	iov_iter_truncate(i, count);
+}
+
+void rust_helper_bento_iov_iter_reexpand(struct iov_iter *i, size_t count)
+{
+	iov_iter_reexpand(i, count);
+}
+
 void rust_helper_bento_inode_lock(struct inode *inode)
 {
 	inode_lock(inode);

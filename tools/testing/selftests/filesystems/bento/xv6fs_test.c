@@ -754,6 +754,105 @@ TEST_F(fs, fallocate)
 	close(fd);
 }
 
+/* Leaves @len bytes of freed blocks that held pattern 7, for the next allocations. */
+static void stale_blocks(FIXTURE_DATA(fs) *self, long len)
+{
+	int fd = open(P("stale"), O_CREAT | O_RDWR, 0644);
+
+	if (fd < 0 || write_pat(fd, 0, len, 7, 256 * KiB) || fsync(fd))
+		perror("stale blocks");
+	close(fd);
+	unlink(P("stale"));
+	sync();
+}
+
+/*
+ * Whole blocks written where fallocate left unwritten blocks, or into holes inside the
+ * file (mapped ahead of the data, a run at a time): what was written reads back and the
+ * rest reads as zeros, never what the blocks held before, also when a fault in the
+ * buffer cuts the write short, and after the data left the page cache.
+ */
+TEST_F(fs, fallocate_then_write)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	unsigned char *buf;
+	int fd;
+
+	stale_blocks(self, 8 * MiB);
+	fd = OPEN("f", O_CREAT | O_RDWR, 0644);
+	OK(fallocate(fd, 0, 0, 2 * MiB));
+	OK(ftruncate(fd, 4 * MiB));
+	ASSERT_DATA(fd, 0, 4 * MiB, -1);
+	WRITE_PAT(fd, 64 * KiB, 1 * MiB, 1);
+	WRITE_PAT(fd, 3 * MiB, 512 * KiB, 2);
+	buf = mmap(NULL, 64 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_EQ(0, munmap(buf + 3 * pg, 61 * pg));
+	fill(buf, 1536 * KiB, 3 * pg, 3);
+	EXPECT_EQ(3 * pg, pwrite(fd, buf, 64 * pg, 1536 * KiB));
+	fill(buf, 2 * MiB + 64 * KiB, 3 * pg, 4);
+	EXPECT_EQ(3 * pg, pwrite(fd, buf, 64 * pg, 2 * MiB + 64 * KiB));
+	munmap(buf, 3 * pg);
+	EXPECT_EQ(4 * MiB, FSTAT(fd).st_size);
+	for (int pass = 0; pass < 2; pass++) {
+		ASSERT_DATA(fd, 0, 64 * KiB, -1);
+		ASSERT_DATA(fd, 64 * KiB, 1 * MiB, 1);
+		ASSERT_DATA(fd, 1088 * KiB, 448 * KiB, -1);
+		ASSERT_DATA(fd, 1536 * KiB, 3 * pg, 3);
+		ASSERT_DATA(fd, 1536 * KiB + 3 * pg, 512 * KiB - 3 * pg + 64 * KiB, -1);
+		ASSERT_DATA(fd, 2 * MiB + 64 * KiB, 3 * pg, 4);
+		ASSERT_DATA(fd, 2 * MiB + 64 * KiB + 3 * pg, 960 * KiB - 3 * pg, -1);
+		ASSERT_DATA(fd, 3 * MiB, 512 * KiB, 2);
+		ASSERT_DATA(fd, 3 * MiB + 512 * KiB, 512 * KiB, -1);
+		/* Again from the disk. */
+		OK(fsync(fd));
+		OK(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED));
+	}
+	close(fd);
+}
+
+/*
+ * Readers of blocks a writer is filling (unwritten, mapped ahead of the data) see zeros
+ * or the new data, never what the blocks held before.
+ */
+TEST_F(fs, read_while_writing_unwritten)
+{
+	const long len = 1 * MiB;
+	int rounds = 12, status;
+	pid_t child;
+
+	stale_blocks(self, (rounds + 2) * len);
+	for (int r = 0; r < rounds; r++) {
+		char name[32];
+		int fd;
+
+		snprintf(name, sizeof(name), "f%d", r);
+		fd = OPEN(name, O_CREAT | O_RDWR, 0644);
+		OK(fallocate(fd, 0, 0, len));
+		child = fork();
+		ASSERT_LE(0, child);
+		if (child == 0) {
+			static unsigned char b[64 * 1024];
+
+			for (int i = 0; i < 40; i++) {
+				for (long off = 0; off < len; off += sizeof(b)) {
+					if (pread(fd, b, sizeof(b), off) != (ssize_t)sizeof(b))
+						_exit(2);
+					for (size_t k = 0; k < sizeof(b); k++)
+						if (b[k] && b[k] != pat(off + (long)k, 1))
+							_exit(1);
+				}
+			}
+			_exit(0);
+		}
+		WRITE_PAT(fd, 0, len, 1);
+		ASSERT_EQ(child, waitpid(child, &status, 0));
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("round %d: a reader saw old data", r);
+		close(fd);
+	}
+}
+
 TEST_F(fs, punch_hole)
 {
 	const long size = 16 * KiB;
