@@ -426,10 +426,16 @@ unsafe fn allocate_in_handle(
 /// # Safety
 ///
 /// As for [`DataHandle::start`].
-unsafe fn prepare(inode: *const bindings::inode, pos: i64, end: i64) -> Result<(DataHandle, u64)> {
+unsafe fn prepare(
+    inode: *const bindings::inode,
+    pos: i64,
+    end: i64,
+    window: bool,
+) -> Result<(DataHandle, u64)> {
     // SAFETY: By the caller's guarantee.
     unsafe {
-        let ready = if pos < bindings::i_size_read(inode) {
+        let inside = pos < bindings::i_size_read(inode);
+        let ready = if inside {
             mapped(inode, pos, end)?
         } else {
             // Blocks this write allocated ahead are in the cache.
@@ -438,8 +444,32 @@ unsafe fn prepare(inode: *const bindings::inode, pos: i64, end: i64) -> Result<(
         if ready {
             return Ok((DataHandle(core::ptr::null_mut()), 0));
         }
-        allocate_in_handle(inode, pos, end)
+        let bits = (*inode).i_blkbits as u32;
+        let block = pos as u64 >> bits;
+        // A hole (or unwritten block) inside the file, which this folio's write fills:
+        // a hole to readers until `write_end`, since the block is mapped before the
+        // folio is locked (see `fresh`).
+        let bi = container(inode);
+        let opened = window && inside && (end.max(pos + 1) as u64 - 1) >> bits == block;
+        if opened {
+            open_window(bi, block, 1);
+            bi.fresh_folio.store(true, Ordering::Relaxed);
+        }
+        let r = allocate_in_handle(inode, pos, end);
+        if opened && r.is_err() {
+            bi.fresh_folio.store(false, Ordering::Relaxed);
+            bi.fresh_end.store(0, Ordering::SeqCst);
+        }
+        r
     }
+}
+
+/// Opens `bi`'s fresh window on blocks `[from, from + n)` (see [`fresh`]): before the
+/// file system is asked to map them. Under `i_rwsem`.
+fn open_window(bi: &crate::inode::BentoInode, from: u64, n: u64) {
+    bi.fresh_end.store(0, Ordering::SeqCst);
+    bi.fresh_from.store(from, Ordering::SeqCst);
+    bi.fresh_end.store(from + n, Ordering::SeqCst);
 }
 
 /// Whether the inode's cached run maps every block that bytes `[pos, end)` touch.
@@ -473,7 +503,7 @@ unsafe extern "C" fn write_begin(
     // SAFETY: VFS contract; no folio of the file is locked yet, nor a handle held.
     unsafe {
         let inode = (*mapping).host;
-        let (h, new) = match prepare(inode, pos, pos + i64::from(len)) {
+        let (h, new) = match prepare(inode, pos, pos + i64::from(len), true) {
             Ok(r) => r,
             Err(e) => return e.to_errno(),
         };
@@ -484,6 +514,9 @@ unsafe extern "C" fn write_begin(
         let ret = bindings::block_write_begin(mapping, pos, len, foliop, Some(get_block_prep));
         bi.new_blocks.store(0, Ordering::Relaxed);
         if ret != 0 {
+            if bi.fresh_folio.swap(false, Ordering::Relaxed) {
+                bi.fresh_end.store(0, Ordering::SeqCst);
+            }
             h.stop();
             return ret;
         }
@@ -570,9 +603,7 @@ unsafe fn premap(inode: *const bindings::inode, block: u64, want: u64) -> Stretc
     // SAFETY: `inode` is live.
     let bi = unsafe { container(inode) };
     // Opened before anything is mapped (see `fresh`); `write_end` moves its start.
-    bi.fresh_end.store(0, Ordering::SeqCst);
-    bi.fresh_from.store(block, Ordering::SeqCst);
-    bi.fresh_end.store(block + n, Ordering::SeqCst);
+    open_window(bi, block, n);
     // SAFETY: By the caller's guarantee.
     let h = match unsafe { DataHandle::start_times(inode, PREMAP_CREDIT_TIMES) } {
         Ok(h) => h,
@@ -789,6 +820,11 @@ unsafe extern "C" fn write_end(
                 bi.fresh_from
                     .compare_exchange(block, upto, Ordering::SeqCst, Ordering::Relaxed);
         }
+        if bi.fresh_folio.swap(false, Ordering::Relaxed) {
+            // `write_begin` allocated for this folio: the block now holds the data, or
+            // zeros where a short copy left it new.
+            bi.fresh_end.store(0, Ordering::SeqCst);
+        }
         if !fsdata.is_null()
             && !bi.record.load(Ordering::SeqCst)
             && bindings::i_size_read(inode) as u64 > bi.disk_size.load(Ordering::Relaxed)
@@ -833,7 +869,8 @@ unsafe extern "C" fn page_mkwrite(vmf: *mut bindings::vm_fault) -> bindings::vm_
         bindings::bento_invalidate_lock(mapping, true);
         let pos = ((*vmf).__bindgen_anon_1.pgoff as i64) << bindings::PAGE_SHIFT;
         let end = (pos + bindings::PAGE_SIZE as i64).min(bindings::i_size_read(inode));
-        let err = match prepare(inode, pos, end) {
+        // No fresh window: `i_rwsem` is not held here (a buffered write may own it).
+        let err = match prepare(inode, pos, end, false) {
             Ok((h, _)) => {
                 // The folio is dirtied before the handle stops, so the allocation's
                 // commit writes it first.

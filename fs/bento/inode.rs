@@ -46,6 +46,8 @@ pub(crate) struct BentoInode {
     pub(crate) fresh_from: AtomicU64,
     /// See `fresh_from`.
     pub(crate) fresh_end: AtomicU64,
+    /// The fresh window is one folio's (`data::prepare`), closed by its `write_end`.
+    pub(crate) fresh_folio: AtomicBool,
     /// The write in progress must record the attributes at its end: it allocated blocks
     /// ahead, past the recorded size, or `dirty_inode` left times to it.
     pub(crate) record: AtomicBool,
@@ -126,6 +128,7 @@ pub(crate) unsafe extern "C" fn alloc_inode(
         core::ptr::addr_of_mut!((*bi).writing_to).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).fresh_from).write(AtomicU64::new(0));
         core::ptr::addr_of_mut!((*bi).fresh_end).write(AtomicU64::new(0));
+        core::ptr::addr_of_mut!((*bi).fresh_folio).write(AtomicBool::new(false));
         core::ptr::addr_of_mut!((*bi).record).write(AtomicBool::new(false));
         core::ptr::addr_of_mut!((*bi).attr_valid).write(AtomicUsize::new(0));
         // INVARIANT: `map` is initialised for this inode. Its initialiser cannot fail.
