@@ -90,7 +90,7 @@ fn run(seed: u64, steps: u32) {
         };
         let m = dir_at(&mut model, d)
             .unwrap_or_else(|| panic!("step {step}: {d:?} exists in xv6fs only"));
-        let op = rng.below(8);
+        let op = rng.below(9);
         let got: bento::Result<()> = match op {
             0 => fs.mkdir(&REQ, parent, &name, 0o755).map(|_| ()),
             1 => fs.create(&REQ, parent, &name, 0o100644, 0).map(|_| ()),
@@ -136,6 +136,30 @@ fn run(seed: u64, steps: u32) {
                 .inspect(|()| {
                     if let Some(Node::File(data)) = m.get_mut(&name) {
                         data.resize(size as usize, 0);
+                    }
+                })
+            }
+            8 => {
+                // fallocate: allocate (unwritten blocks), keep-size, or punch a hole.
+                let off = rng.below(20000);
+                let len = 1 + rng.below(30000);
+                let mode = [0, KEEP_SIZE, PUNCH_HOLE | KEEP_SIZE][rng.below(3) as usize];
+                match fs.lookup(&REQ, parent, &name) {
+                    Ok(e) if e.attr.kind == FileType::RegularFile => fs
+                        .file_fallocate(&REQ, e.attr.ino, 0, off, len, mode)
+                        .map(|_| ()),
+                    Ok(_) => Err(Errno::EISDIR),
+                    Err(e) => Err(e),
+                }
+                .inspect(|()| {
+                    if let Some(Node::File(data)) = m.get_mut(&name) {
+                        let end = (off + len) as usize;
+                        let size = data.len();
+                        match mode {
+                            0 if size < end => data.resize(end, 0),
+                            KEEP_SIZE | 0 => {}
+                            _ => data[(off as usize).min(size)..end.min(size)].fill(0),
+                        }
                     }
                 })
             }
@@ -194,7 +218,7 @@ fn run(seed: u64, steps: u32) {
                     Ok(())
                 }
             },
-            4..=6 => match m.get(&name) {
+            4..=6 | 8 => match m.get(&name) {
                 None => Err(Errno::ENOENT),
                 Some(Node::Dir(_)) => Err(Errno::EISDIR),
                 Some(Node::File(_)) => Ok(()),
