@@ -232,12 +232,13 @@ pub(crate) unsafe extern "C" fn get_block_mapped(
     let count = u32::try_from((size >> bits).max(1)).unwrap_or(u32::MAX);
     // SAFETY: As above.
     match unsafe { map(inode, iblock, count, false) } {
-        // SAFETY: As above (checked after mapping: see `fresh`).
-        Ok(e) if e.disk_block != 0 && create == 0 && unsafe { fresh(inode, iblock) } == 0 => 0,
         Ok(mut e) if e.disk_block != 0 => {
             if create == 0 {
-                // SAFETY: As above.
+                // Checked after mapping (see `fresh`). SAFETY: As above.
                 let before = unsafe { fresh(inode, iblock) };
+                if before == 0 {
+                    return 0;
+                }
                 e.len = e.len.min(u32::try_from(before).unwrap_or(u32::MAX));
             }
             // SAFETY: As above.
@@ -458,7 +459,7 @@ unsafe fn prepare(
         let r = allocate_in_handle(inode, pos, end);
         if opened && r.is_err() {
             bi.fresh_folio.store(false, Ordering::Relaxed);
-            bi.fresh_end.store(0, Ordering::SeqCst);
+            close_window(bi);
         }
         r
     }
@@ -467,9 +468,15 @@ unsafe fn prepare(
 /// Opens `bi`'s fresh window on blocks `[from, from + n)` (see [`fresh`]): before the
 /// file system is asked to map them. Under `i_rwsem`.
 fn open_window(bi: &crate::inode::BentoInode, from: u64, n: u64) {
-    bi.fresh_end.store(0, Ordering::SeqCst);
+    close_window(bi);
     bi.fresh_from.store(from, Ordering::SeqCst);
     bi.fresh_end.store(from + n, Ordering::SeqCst);
+}
+
+/// Closes `bi`'s fresh window: its blocks hold data (or zeros) in the page cache, or
+/// were never mapped.
+fn close_window(bi: &crate::inode::BentoInode) {
+    bi.fresh_end.store(0, Ordering::SeqCst);
 }
 
 /// Whether the inode's cached run maps every block that bytes `[pos, end)` touch.
@@ -515,7 +522,7 @@ unsafe extern "C" fn write_begin(
         bi.new_blocks.store(0, Ordering::Relaxed);
         if ret != 0 {
             if bi.fresh_folio.swap(false, Ordering::Relaxed) {
-                bi.fresh_end.store(0, Ordering::SeqCst);
+                close_window(bi);
             }
             h.stop();
             return ret;
@@ -608,7 +615,7 @@ unsafe fn premap(inode: *const bindings::inode, block: u64, want: u64) -> Stretc
     let h = match unsafe { DataHandle::start_times(inode, PREMAP_CREDIT_TIMES) } {
         Ok(h) => h,
         Err(_) => {
-            bi.fresh_end.store(0, Ordering::SeqCst);
+            close_window(bi);
             return Stretch::Plain(1);
         }
     };
@@ -638,7 +645,7 @@ unsafe fn premap(inode: *const bindings::inode, block: u64, want: u64) -> Stretc
     }
     if done == 0 {
         h.stop();
-        bi.fresh_end.store(0, Ordering::SeqCst);
+        close_window(bi);
         return Stretch::Plain(1);
     }
     bi.fresh_end.store(block + done, Ordering::SeqCst);
@@ -672,7 +679,7 @@ unsafe fn finish_premap(inode: *mut bindings::inode, pos: i64, h: DataHandle) {
             );
         }
     }
-    bi.fresh_end.store(0, Ordering::SeqCst);
+    close_window(bi);
     h.stop();
 }
 
@@ -823,7 +830,7 @@ unsafe extern "C" fn write_end(
         if bi.fresh_folio.swap(false, Ordering::Relaxed) {
             // `write_begin` allocated for this folio: the block now holds the data, or
             // zeros where a short copy left it new.
-            bi.fresh_end.store(0, Ordering::SeqCst);
+            close_window(bi);
         }
         if !fsdata.is_null()
             && !bi.record.load(Ordering::SeqCst)
