@@ -302,6 +302,16 @@ impl Xv6Fs {
         Ok(p)
     }
 
+    /// A pointer a truncation frees through: the block it names, without the unwritten
+    /// mark if it is a regular file's data block pointer (`data`).
+    fn check_freed(&self, ino: u32, p: u32, data: bool) -> Result<u32> {
+        if data {
+            Ok(self.check_data(ino, p)?.0)
+        } else {
+            self.check_ptr(ino, p)
+        }
+    }
+
     /// A regular file's data block pointer read from disk: the block (0: none) and
     /// whether it is unwritten.
     fn check_data(&self, ino: u32, p: u32) -> Result<(u32, bool)> {
@@ -734,12 +744,7 @@ impl Xv6Fs {
         let mut empty = true;
         for i in (0..PTRS_PER_BLOCK).rev() {
             let child_base = base.saturating_add(i.saturating_mul(span));
-            let raw = ptr_at(&buf.lock(), i);
-            let p = if level == 1 && !meta_leaves {
-                self.check_data(ino, raw)?.0
-            } else {
-                self.check_ptr(ino, raw)?
-            };
+            let p = self.check_freed(ino, ptr_at(&buf.lock(), i), level == 1 && !meta_leaves)?;
             if p == 0 {
                 continue;
             }
@@ -854,12 +859,8 @@ impl Xv6Fs {
             }
         }
         for i in (0..NDIRECT).rev() {
-            let raw = inode.addrs.get(i).copied().unwrap_or(0);
-            let p = if meta_leaves {
-                self.check_ptr(ino, raw)?
-            } else {
-                self.check_data(ino, raw)?.0
-            };
+            let p =
+                self.check_freed(ino, inode.addrs.get(i).copied().unwrap_or(0), !meta_leaves)?;
             if p != 0 && i as u64 >= keep {
                 if !budget.allows(h, meta_leaves) {
                     return Ok(false);
