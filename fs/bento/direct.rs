@@ -4,8 +4,9 @@
 //! buffer heads (`data`).
 //!
 //! Direct writes wait for their I/O (`IOMAP_DIO_FORCE_WAIT`) and then grow the file;
-//! blocks they allocate are written by the direct I/O itself (iomap zeroes the parts
-//! of a new block the write does not cover).
+//! they allocate only past the size, blocks written by the direct I/O itself (iomap
+//! zeroes the parts of a new block the write does not cover). Holes and unwritten
+//! blocks inside the file are filled by the buffered path.
 
 use kernel::bindings;
 
@@ -35,8 +36,16 @@ unsafe extern "C" fn iomap_begin(
         let first = pos as u64 >> bits;
         let last = (pos + length.max(1) - 1) as u64 >> bits;
         let count = u32::try_from(last - first + 1).unwrap_or(u32::MAX);
-        let create = flags & bindings::BENTO_IOMAP_WRITE != 0;
-        let e = match map(inode, first, count, create) {
+        let write = flags & bindings::BENTO_IOMAP_WRITE != 0;
+        // A hole (or unwritten block) inside the file is not filled by direct I/O: its
+        // allocation could commit before the data reached the disk, and a reader
+        // meanwhile, or the file after a crash, would show the block's old contents.
+        // `-ENOTBLK` sends the rest of the write to the buffered path (as ext4 does for
+        // its indirect-mapped files); past the size, the blocks are unseen until the
+        // write grows the file after its I/O.
+        let inside = (first << bits) < bindings::i_size_read(inode) as u64;
+        let e = match map(inode, first, count, write && !inside) {
+            Ok(e) if write && inside && e.disk_block == 0 => return -(bindings::ENOTBLK as i32),
             Ok(e) => e,
             Err(e) => return e.to_errno(),
         };

@@ -316,7 +316,10 @@ impl Handle<'_> {
 
     /// Like [`Handle::modify`], for a metadata block just allocated and about to be
     /// written from scratch (jbd2's `get_create_access`); typically from
-    /// [`BlockDevice::get`]. `f` should initialise the whole block.
+    /// [`BlockDevice::get`], which does not read it. `f` gets zeros if the block was
+    /// not cached, else its cached contents (as [`Handle::modify`]), so that a block
+    /// written only in part, whose other parts are known to be unused (an inode table
+    /// block whose other inodes are free), need not be read first.
     pub fn create<R>(&self, buf: &Buffer, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
         self.inner.modify(&buf.inner, true, f)
     }

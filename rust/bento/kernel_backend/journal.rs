@@ -565,9 +565,14 @@ impl Handle<'_> {
         }
         self.j.check_block(nr)?;
         let (h, bh) = (self.ptr(), buf.as_ptr());
+        // jbd2 wants a new buffer locked while it files it. A block to create that is
+        // cached (up to date) may belong to a transaction (a table block whose other
+        // entries were just freed), where jbd2's create access would assert: it is
+        // changed in place instead, keeping its contents. One never read belongs to none.
+        let locked = buf.lock();
+        let create = create && !buf.uptodate();
         let mut guard = if create {
-            // jbd2 wants a new buffer locked while it files it.
-            let guard = buf.lock();
+            let guard = locked;
             // SAFETY: The handle is live (type invariant), `bh` is referenced by `buf` and
             // locked by this task, as `jbd2_journal_get_create_access` asserts.
             let ret = unsafe { bindings::jbd2_journal_get_create_access(h, bh) };
@@ -581,6 +586,7 @@ impl Handle<'_> {
             }
             guard
         } else {
+            drop(locked);
             // SAFETY: The handle is live (type invariant) and `bh` referenced by `buf`.
             // `jbd2_journal_get_write_access` takes the buffer lock itself (a task holding
             // it deadlocks here, as documented).
@@ -605,7 +611,7 @@ impl Handle<'_> {
             );
             return Err(Errno::ENOSPC);
         }
-        if create && !buf.uptodate() {
+        if create {
             // A block never read: start from zeros rather than whatever the page held.
             guard.fill(0);
         }

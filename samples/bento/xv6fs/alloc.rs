@@ -150,6 +150,24 @@ impl Bitmap {
         Ok(g.get(byte).is_some_and(|b| b & mask != 0))
     }
 
+    /// Whether every object of `n`'s aligned group of `group` objects (a power of two)
+    /// other than `n` is free: objects that share a disk block (inodes in a table
+    /// block), whose block then needs no read to write `n`'s part of it.
+    pub fn others_clear(&self, dev: &BlockDevice, n: u32, group: u32) -> Result<bool> {
+        let first = n & !group.saturating_sub(1);
+        let (block, _, _) = bit_location(first);
+        let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
+        let g = buf.lock();
+        for obj in first..first.saturating_add(group) {
+            let (b, byte, mask) = bit_location(obj);
+            let clear = b == block && g.get(byte).is_some_and(|x| x & mask == 0);
+            if obj != n && !clear {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Allocates a free object, preferring one at or after `goal` (else the hint),
     /// skipping those `pending` names (blocks whose freeing has not committed).
     pub fn alloc(

@@ -59,8 +59,8 @@ use crate::hash::siphash13;
 use crate::inode::{FREE_BUDGET, MAP_CREDITS, REVOKE_BUDGET};
 use crate::layout::{
     corrupt, DiskInode, Superblock, BLOCK_SIZE, BLOCK_SIZE_U64, FLAG_INLINE_SYMLINK,
-    INCOMPAT_SUPPORTED, INCOMPAT_UNWRITTEN, INLINE_SYMLINK_MAX, NAME_MAX, ROOT_INO,
-    RO_COMPAT_SUPPORTED, STATE_CLEAN, SUPERBLOCK_BLOCK, SYMLINK_MAX,
+    INCOMPAT_SUPPORTED, INCOMPAT_UNWRITTEN, INLINE_SYMLINK_MAX, INODES_PER_BLOCK, NAME_MAX,
+    ROOT_INO, RO_COMPAT_SUPPORTED, STATE_CLEAN, SUPERBLOCK_BLOCK, SYMLINK_MAX,
 };
 use crate::store::Dir;
 use crate::xattr;
@@ -543,10 +543,13 @@ impl Xv6Fs {
                 return Err(Errno::EMLINK);
             }
             let pattr = self.attr(parent, &pi)?;
-            let ino = st
-                .inodes
-                .lock()
-                .alloc(&self.dev, h, None, &crate::alloc::never_pending)?;
+            // Whether the inode's table block holds no other inode: decided under the
+            // allocator's lock, so no other create can count on the block's old contents.
+            let (ino, fresh) = {
+                let mut inodes = st.inodes.lock();
+                let ino = inodes.alloc(&self.dev, h, None, &crate::alloc::never_pending)?;
+                (ino, inodes.others_clear(&self.dev, ino, INODES_PER_BLOCK)?)
+            };
             let (uid, gid, perm) = new_inode_owner(req, &pattr, kind, mode);
             let now = bento::time::now();
             let generation = st
@@ -571,7 +574,11 @@ impl Xv6Fs {
                 ..DiskInode::default()
             };
             let made = init(self, h, st, ino, &mut inode).and_then(|()| {
-                self.iput_new(h, ino, &inode)?;
+                if fresh {
+                    self.iput_fresh(h, ino, &inode)?;
+                } else {
+                    self.iput_new(h, ino, &inode)?;
+                }
                 let d = Dir::writer(self, parent, pi.clone(), h, st);
                 dir::insert_at(&d, key, name, ino, kind)?;
                 pi = d.into_inode();

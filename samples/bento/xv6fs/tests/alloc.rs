@@ -163,3 +163,98 @@ fn indirect_blocks_keep_to_their_zone_which_data_takes_last() {
     drop(pending);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A create whose inode table block holds no other inode starts the block from zeros
+/// when it is not cached, rather than reading it (the other slots are free); one
+/// whose block holds others reads it. Either way every inode keeps its contents.
+#[test]
+fn a_table_block_of_free_inodes_is_not_read_to_create() {
+    use bento::{FileSystem, ROOT_INO};
+    use xv6fs::layout::INODES_PER_BLOCK;
+
+    let (dir, dev) = fresh("alloc-fresh", 16);
+    let per = u64::from(INODES_PER_BLOCK);
+    let fs = mount(&dev).unwrap();
+    let mut inos = Vec::new();
+    for i in 0..3 * per {
+        let name = format!("f{i}");
+        inos.push(
+            fs.create(&REQ, ROOT_INO, name.as_bytes(), 0o100644, 0)
+                .unwrap()
+                .0
+                .attr
+                .ino,
+        );
+    }
+    // Free every inode of the second table block the files reached.
+    let block_of = |ino: u64| ino / per;
+    let target = block_of(inos[0]) + 1;
+    let mut kept = Vec::new();
+    for (i, &ino) in inos.iter().enumerate() {
+        if block_of(ino) == target {
+            fs.unlink(&REQ, ROOT_INO, format!("f{i}").as_bytes())
+                .unwrap();
+            fs.forget(ino);
+        } else {
+            kept.push((i, ino));
+        }
+    }
+    drop(fs);
+    // Scribble over the free slots on the disk: a block read keeps that, a block
+    // started from zeros does not.
+    let sb = superblock(&dev);
+    let blk = u64::from(sb.inode_table_start) + target;
+    {
+        let b = dev.read(blk).unwrap();
+        let mut g = b.lock();
+        for slot in g.chunks_exact_mut(256) {
+            slot[8..16].copy_from_slice(b"stalestl");
+            slot[252..256].copy_from_slice(b"bad!");
+        }
+        drop(g);
+        b.mark_dirty();
+    }
+    dev.sync().unwrap();
+    drop(dev);
+    let dev = open(&dir.join("img"));
+    let fs = mount(&dev).unwrap();
+    let new = fs
+        .create(&REQ, ROOT_INO, b"new", 0o100644, 0)
+        .unwrap()
+        .0
+        .attr
+        .ino;
+    assert_eq!(block_of(new), target, "the freed block is reused first");
+    {
+        let b = dev.read(blk).unwrap();
+        let g = b.lock();
+        let slot = usize::try_from(new % per).unwrap();
+        for (i, other) in g.chunks_exact(256).enumerate() {
+            assert!(
+                i == slot || other.iter().all(|&x| x == 0),
+                "slot {i} was read"
+            );
+        }
+    }
+    // A second create in the same block finds it cached and keeps the first.
+    let next = fs
+        .create(&REQ, ROOT_INO, b"next", 0o100644, 0)
+        .unwrap()
+        .0
+        .attr
+        .ino;
+    assert_eq!(block_of(next), target);
+    for &(i, ino) in &kept {
+        assert_eq!(
+            fs.lookup(&REQ, ROOT_INO, format!("f{i}").as_bytes())
+                .unwrap()
+                .attr
+                .ino,
+            ino
+        );
+    }
+    // The files kept and the two new ones, all read without an error.
+    assert_eq!(walk(&fs).unwrap(), kept.len() + 2);
+    drop(fs);
+    fsck_clean(&dev);
+}

@@ -19,7 +19,7 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034,SC2154 # sizes for the sourcing scripts too; mode is theirs
 if [ "$mode" = full ]; then
-	SZ=256m RIO=32m FSZ=2m FILES=4000 PFILES=50000
+	SZ=256m RIO=32m FSZ=2m FILES=12000 PFILES=50000
 else
 	SZ=8m RIO=2m FSZ=256k FILES=200 PFILES=1000
 fi
