@@ -60,3 +60,21 @@ hash_inputs() {
 		fi
 	done | sha256sum | cut -c1-16
 }
+
+# bench_image FILE SIZE: a benchmark disk image of SIZE (a truncate(1) size), every block
+# of it written once (zeros), so that the host has allocated all of it. A sparse image
+# makes the host allocate on the first write to each part of it, as a thin-provisioned
+# device does: that costs a file system whose allocator moves on through the disk
+# (xv6fs) more than one that takes freed blocks again at once (ext4), which is not what
+# the benchmarks compare. An existing image of that size, allocated, is kept (mkfs
+# rewrites it; mkfs.ext4 then needs -E nodiscard, or it punches the file's blocks out).
+bench_image() { # file size
+	local bytes
+	bytes=$(numfmt --from=iec "$2") || return 1
+	if [ "$(stat -c %s "$1" 2>/dev/null)" = "$bytes" ] &&
+		[ $(($(stat -c %b "$1") * $(stat -c %B "$1"))) -ge "$bytes" ]; then
+		return 0
+	fi
+	rm -f "$1"
+	dd if=/dev/zero of="$1" bs=1M count=$((bytes >> 20)) status=none
+}

@@ -99,10 +99,9 @@ run_guest() {
 	for fs in $fses; do
 		[ "$fs" = tmpfs ] && continue
 		img=$out/$fs.img
-		rm -f "$img"
-		truncate -s "$size" "$img"
+		bench_image "$img" "$size" || { log "cannot make $img"; exit 1; }
 		case $fs in
-		ext4-*) mkfs.ext4 -q -F "$img" ;;
+		ext4-*) mkfs.ext4 -q -F -E nodiscard "$img" ;;
 		*xv6fs) "$BENTO_CACHE/guest-bin/mkfs.xv6fs" -q "$img" 2>/dev/null ||
 			target/debug/mkfs-xv6fs -q "$img" ;;
 		esac

@@ -77,10 +77,9 @@ command -v fio >/dev/null || { echo "host.sh: no fio (run deps.sh)" >&2; exit 1;
 img() { echo "$out/host-$1.img"; }
 for fs in $fses; do
 	[ "$fs" = tmpfs ] && continue
-	rm -f "$(img "$fs")"
-	truncate -s "$size" "$(img "$fs")"
+	bench_image "$(img "$fs")" "$size" || { log "cannot make $(img "$fs")"; exit 1; }
 	case $fs in
-	ext4-*) mkfs.ext4 -q -F "$(img "$fs")" ;;
+	ext4-*) mkfs.ext4 -q -F -E nodiscard "$(img "$fs")" ;;
 	fuse-xv6fs) "$bin/mkfs.xv6fs" -q "$(img "$fs")" ;;
 	esac
 done
