@@ -366,6 +366,64 @@ impl Bitmap {
         }
         Ok(())
     }
+
+    /// Frees objects `[first, first + count)`, all of which must be in use: one change
+    /// per bitmap block, where [`Bitmap::release`] makes one per object (a file's blocks
+    /// come back a run at a time).
+    pub fn release_run(
+        &mut self,
+        dev: &BlockDevice,
+        h: &Handle<'_>,
+        first: u32,
+        count: u32,
+    ) -> Result {
+        let end = first
+            .checked_add(count)
+            .filter(|&e| first >= self.first && e <= self.nbits)
+            .ok_or_else(|| {
+                corrupt(format_args!(
+                    "{}: freeing {count} from {first}, outside {}..{}",
+                    self.what, self.first, self.nbits
+                ))
+            })?;
+        let mut n = first;
+        while n < end {
+            let (block, _, _) = bit_location(n);
+            let stop = block
+                .saturating_add(1)
+                .saturating_mul(BITS_PER_BLOCK)
+                .min(end);
+            let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
+            let all_used = h.modify(&buf, |b| {
+                let used = |b: &[u8], m: u32| {
+                    let (_, byte, mask) = bit_location(m);
+                    b.get(byte).is_some_and(|x| x & mask != 0)
+                };
+                if !(n..stop).all(|m| used(b, m)) {
+                    return false;
+                }
+                for m in n..stop {
+                    let (_, byte, mask) = bit_location(m);
+                    if let Some(x) = b.get_mut(byte) {
+                        *x &= !mask;
+                    }
+                }
+                true
+            })?;
+            if !all_used {
+                return Err(corrupt(format_args!(
+                    "{}: freeing {n}..{stop}, some of which are free",
+                    self.what
+                )));
+            }
+            self.free = self.free.saturating_add(stop.saturating_sub(n));
+            if self.rewind && n < self.hint {
+                self.hint = n;
+            }
+            n = stop;
+        }
+        Ok(())
+    }
 }
 
 /// [`Pending`] for blocks: those freed by a transaction that has not committed.

@@ -258,3 +258,47 @@ fn a_table_block_of_free_inodes_is_not_read_to_create() {
     drop(fs);
     fsck_clean(&dev);
 }
+
+/// Freeing a file's blocks a run at a time (contiguous on the disk, within a leaf)
+/// returns every block, whatever the layout: two files written in alternation (runs
+/// of one block), one written in sequence past one transaction's budget of frees, and
+/// truncations that end inside a leaf and inside a run.
+#[test]
+fn blocks_come_back_a_run_at_a_time() {
+    use bento::{FileSystem, ROOT_INO};
+
+    let (_dir, dev) = fresh("alloc-runs", 128);
+    let fs = mount(&dev).unwrap();
+    let free0 = fs.statfs(&REQ, ROOT_INO).unwrap().bfree;
+    let mk = |name: &[u8]| {
+        fs.create(&REQ, ROOT_INO, name, 0o100644, 0)
+            .unwrap()
+            .0
+            .attr
+            .ino
+    };
+    let (a, b, big) = (mk(b"a"), mk(b"b"), mk(b"big"));
+    let (mut da, mut db, mut dbig) = (Vec::new(), Vec::new(), Vec::new());
+    let block = pattern(1, 4096);
+    for i in 0..600u64 {
+        write_tracked(&fs, a, &mut da, i * 4096, &block);
+        write_tracked(&fs, b, &mut db, i * 4096, &pattern(i, 4096));
+    }
+    let chunk = pattern(7, 1 << 20);
+    for i in 0..40u64 {
+        write_tracked(&fs, big, &mut dbig, i << 20, &chunk);
+    }
+    // Inside a leaf and inside a run; then past one transaction's budget.
+    truncate_tracked(&fs, big, &mut dbig, (17 << 20) + 12345);
+    truncate_tracked(&fs, a, &mut da, 300 * 4096 + 1);
+    assert_eq!(read_all(&fs, big).unwrap(), dbig);
+    assert_eq!(read_all(&fs, a).unwrap(), da);
+    assert_eq!(read_all(&fs, b).unwrap(), db);
+    for (name, ino) in [(&b"a"[..], a), (b"b", b), (b"big", big)] {
+        fs.unlink(&REQ, ROOT_INO, name).unwrap();
+        fs.forget(ino);
+    }
+    assert_eq!(fs.statfs(&REQ, ROOT_INO).unwrap().bfree, free0);
+    drop(fs);
+    fsck_clean(&dev);
+}
