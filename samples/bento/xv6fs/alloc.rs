@@ -338,38 +338,11 @@ impl Bitmap {
 
     /// Frees object `n`.
     pub fn release(&mut self, dev: &BlockDevice, h: &Handle<'_>, n: u32) -> Result {
-        if n < self.first || n >= self.nbits {
-            return Err(corrupt(format_args!(
-                "{}: freeing {n}, outside {}..{}",
-                self.what, self.first, self.nbits
-            )));
-        }
-        let (block, byte, mask) = bit_location(n);
-        let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
-        let was_set = h.modify(&buf, |b| match b.get_mut(byte) {
-            Some(x) => {
-                let set = *x & mask != 0;
-                *x &= !mask;
-                set
-            }
-            None => false,
-        })?;
-        if !was_set {
-            return Err(corrupt(format_args!(
-                "{}: freeing {n}, which is free",
-                self.what
-            )));
-        }
-        self.free = self.free.saturating_add(1);
-        if self.rewind && n < self.hint {
-            self.hint = n;
-        }
-        Ok(())
+        self.release_run(dev, h, n, 1)
     }
 
-    /// Frees objects `[first, first + count)`, all of which must be in use: one change
-    /// per bitmap block, where [`Bitmap::release`] makes one per object (a file's blocks
-    /// come back a run at a time).
+    /// Frees objects `[first, first + count)`, all of which must be in use, with one
+    /// change per bitmap block (a file's blocks come back a run at a time).
     pub fn release_run(
         &mut self,
         dev: &BlockDevice,
@@ -382,7 +355,7 @@ impl Bitmap {
             .filter(|&e| first >= self.first && e <= self.nbits)
             .ok_or_else(|| {
                 corrupt(format_args!(
-                    "{}: freeing {count} from {first}, outside {}..{}",
+                    "{}: freeing {first} (+{count}), outside {}..{}",
                     self.what, self.first, self.nbits
                 ))
             })?;
@@ -412,7 +385,7 @@ impl Bitmap {
             })?;
             if !all_used {
                 return Err(corrupt(format_args!(
-                    "{}: freeing {n}..{stop}, some of which are free",
+                    "{}: freeing {n}..{stop}, not all of which are in use",
                     self.what
                 )));
             }

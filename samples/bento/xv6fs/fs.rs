@@ -574,11 +574,7 @@ impl Xv6Fs {
                 ..DiskInode::default()
             };
             let made = init(self, h, st, ino, &mut inode).and_then(|()| {
-                if fresh {
-                    self.iput_fresh(h, ino, &inode)?;
-                } else {
-                    self.iput_new(h, ino, &inode)?;
-                }
+                self.iput_new(h, ino, &inode, fresh)?;
                 let d = Dir::writer(self, parent, pi.clone(), h, st);
                 dir::insert_at(&d, key, name, ino, kind)?;
                 pi = d.into_inode();
@@ -587,7 +583,7 @@ impl Xv6Fs {
             if let Err(e) = made {
                 // Undo in the same transaction: the number and any blocks go back.
                 let _ = self.free_from(st, h, ino, &mut inode, 0);
-                let _ = self.iput_new(h, ino, &DiskInode::default());
+                let _ = self.iput_new(h, ino, &DiskInode::default(), false);
                 let _ = st.inodes.lock().release(&self.dev, h, ino);
                 return Err(e);
             }

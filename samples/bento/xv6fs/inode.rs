@@ -243,30 +243,25 @@ impl Xv6Fs {
     /// not to the inode's ([`Xv6Fs::set_orphan_link`]), so a thread changing the list
     /// and one changing the inode never undo each other's write.
     pub(crate) fn iput(&self, h: &Handle<'_>, ino: u32, inode: &DiskInode) -> Result {
-        self.write_inode(h, ino, |slot| inode.encode_keep_link(slot, ino, self.seed))
+        self.write_inode(h, ino, false, |slot| {
+            inode.encode_keep_link(slot, ino, self.seed)
+        })
     }
 
     /// Writes new inode `ino` whole, in transaction `h` (a number just allocated: on no
-    /// orphan list).
-    pub(crate) fn iput_new(&self, h: &Handle<'_>, ino: u32, inode: &DiskInode) -> Result {
-        self.write_inode(h, ino, |slot| inode.encode(slot, ino, self.seed))
-    }
-
-    /// [`Xv6Fs::iput_new`] into a table block whose other inodes are all free
+    /// orphan list). `fresh`: the other inodes of its table block are all free
     /// ([`Bitmap::others_clear`](crate::alloc::Bitmap::others_clear), asked under the
-    /// inode allocator's lock): the block is not read from the disk but started from
+    /// inode allocator's lock), so the block is not read from the disk but started from
     /// zeros if it is not cached (free inodes are zeros to every reader), as ext4 skips
-    /// that read. After a `drop_caches`, creating files read one table block per 16.
-    pub(crate) fn iput_fresh(&self, h: &Handle<'_>, ino: u32, inode: &DiskInode) -> Result {
-        let (blk, off) = self.sb.inode_location(ino).ok_or(Errno::EIO)?;
-        let buf = self.dev.get(blk)?;
-        h.create(&buf, |b| {
-            let r = match b.get_mut(off..off.saturating_add(INODE_SIZE)) {
-                Some(slot) => inode.encode(slot, ino, self.seed),
-                None => Err(Errno::EIO),
-            };
-            crate::store::unchecked_on_error(&buf, r)
-        })?
+    /// that read: after a `drop_caches`, creating files read one table block per 16.
+    pub(crate) fn iput_new(
+        &self,
+        h: &Handle<'_>,
+        ino: u32,
+        inode: &DiskInode,
+        fresh: bool,
+    ) -> Result {
+        self.write_inode(h, ino, fresh, |slot| inode.encode(slot, ino, self.seed))
     }
 
     /// Sets the orphan link of inode `ino` to `next`, in transaction `h` (under the
@@ -285,17 +280,33 @@ impl Xv6Fs {
         })?
     }
 
-    /// Changes the 256 bytes of inode `ino` with `f`, in transaction `h`.
-    fn write_inode(&self, h: &Handle<'_>, ino: u32, f: impl FnOnce(&mut [u8]) -> Result) -> Result {
+    /// Changes the 256 bytes of inode `ino` with `f`, in transaction `h`; `fresh`: in a
+    /// table block of otherwise free inodes, not read (see [`Xv6Fs::iput_new`]).
+    fn write_inode(
+        &self,
+        h: &Handle<'_>,
+        ino: u32,
+        fresh: bool,
+        f: impl FnOnce(&mut [u8]) -> Result,
+    ) -> Result {
         let (blk, off) = self.sb.inode_location(ino).ok_or(Errno::EIO)?;
-        let buf = self.dev.read(blk)?;
-        h.modify(&buf, |b| {
+        let buf = if fresh {
+            self.dev.get(blk)?
+        } else {
+            self.dev.read(blk)?
+        };
+        let change = |b: &mut [u8]| {
             let r = match b.get_mut(off..off.saturating_add(INODE_SIZE)) {
                 Some(slot) => f(slot),
                 None => Err(Errno::EIO),
             };
             crate::store::unchecked_on_error(&buf, r)
-        })?
+        };
+        if fresh {
+            h.create(&buf, change)?
+        } else {
+            h.modify(&buf, change)?
+        }
     }
 
     /// The attributes the framework sees.
