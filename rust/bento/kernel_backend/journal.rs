@@ -572,7 +572,6 @@ impl Handle<'_> {
         let locked = buf.lock();
         let create = create && !buf.uptodate();
         let mut guard = if create {
-            let guard = locked;
             // SAFETY: The handle is live (type invariant), `bh` is referenced by `buf` and
             // locked by this task, as `jbd2_journal_get_create_access` asserts.
             let ret = unsafe { bindings::jbd2_journal_get_create_access(h, bh) };
@@ -584,7 +583,7 @@ impl Handle<'_> {
                 }
                 return Err(e);
             }
-            guard
+            locked
         } else {
             drop(locked);
             // SAFETY: The handle is live (type invariant) and `bh` referenced by `buf`.

@@ -56,6 +56,12 @@ fn bit_location(n: u32) -> (u32, usize, u8) {
     (block, (bit / 8) as usize, 1u8 << (bit % 8))
 }
 
+/// Whether object `n`'s bit is set in `b`, its bitmap block's bytes.
+fn bit_set(b: &[u8], n: u32) -> bool {
+    let (_, byte, mask) = bit_location(n);
+    b.get(byte).is_some_and(|x| x & mask != 0)
+}
+
 impl Bitmap {
     /// Loads the bitmap at `start` covering `nbits` objects (the first `first` are
     /// reserved) and counts its free bits.
@@ -144,10 +150,10 @@ impl Bitmap {
 
     /// Whether object `n` is marked used.
     pub fn is_set(&self, dev: &BlockDevice, n: u32) -> Result<bool> {
-        let (block, byte, mask) = bit_location(n);
+        let (block, _, _) = bit_location(n);
         let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
         let g = buf.lock();
-        Ok(g.get(byte).is_some_and(|b| b & mask != 0))
+        Ok(bit_set(&g, n))
     }
 
     /// Whether every object of `n`'s aligned group of `group` objects (a power of two)
@@ -158,14 +164,8 @@ impl Bitmap {
         let (block, _, _) = bit_location(first);
         let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
         let g = buf.lock();
-        for obj in first..first.saturating_add(group) {
-            let (b, byte, mask) = bit_location(obj);
-            let clear = b == block && g.get(byte).is_some_and(|x| x & mask == 0);
-            if obj != n && !clear {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok((first..first.saturating_add(group))
+            .all(|obj| obj == n || (bit_location(obj).0 == block && !bit_set(&g, obj))))
     }
 
     /// Allocates a free object, preferring one at or after `goal` (else the hint),
@@ -281,10 +281,7 @@ impl Bitmap {
         let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
         let found = {
             let g = buf.lock();
-            let clear = |n: u32| {
-                let (_, byte, mask) = bit_location(n);
-                g.get(byte).is_some_and(|b| b & mask == 0)
-            };
+            let clear = |n: u32| !bit_set(&g, n);
             let full_byte = |n: u32| {
                 let (_, byte, _) = bit_location(n);
                 n & 7 == 0 && g.get(byte) == Some(&0xff)
@@ -368,11 +365,7 @@ impl Bitmap {
                 .min(end);
             let buf = dev.read(u64::from(self.start.saturating_add(block)))?;
             let all_used = h.modify(&buf, |b| {
-                let used = |b: &[u8], m: u32| {
-                    let (_, byte, mask) = bit_location(m);
-                    b.get(byte).is_some_and(|x| x & mask != 0)
-                };
-                if !(n..stop).all(|m| used(b, m)) {
+                if !(n..stop).all(|m| bit_set(b, m)) {
                     return false;
                 }
                 for m in n..stop {

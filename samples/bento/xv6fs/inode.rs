@@ -56,16 +56,19 @@ struct Budget {
 impl Budget {
     /// Whether a block (`meta`: one that needs a revoke) may still be freed in `h`.
     fn allows(&mut self, h: &Handle<'_>, meta: bool) -> bool {
-        let ok = self.blocks > 0 && (!meta || self.revokes > 0) && h.credits_left() >= FREE_RESERVE;
-        self.starved |= !ok;
-        ok
+        self.allows_keeping(h, meta, FREE_RESERVE)
     }
 
     /// Whether a data block may still be freed in `h` as part of a run freed later
     /// ([`Xv6Fs::trim_data_leaf`]): the run's own changes (at most two bitmap blocks
     /// and the leaf) come on top of the reserve.
     fn allows_in_run(&mut self, h: &Handle<'_>) -> bool {
-        let ok = self.blocks > 0 && h.credits_left() >= FREE_RESERVE.saturating_add(3);
+        self.allows_keeping(h, false, FREE_RESERVE.saturating_add(3))
+    }
+
+    /// [`Budget::allows`] with `reserve` credits kept in hand.
+    fn allows_keeping(&mut self, h: &Handle<'_>, meta: bool, reserve: u32) -> bool {
+        let ok = self.blocks > 0 && (!meta || self.revokes > 0) && h.credits_left() >= reserve;
         self.starved |= !ok;
         ok
     }
@@ -781,14 +784,16 @@ impl Xv6Fs {
         if level == 1 && !meta_leaves {
             return self.trim_data_leaf(st, h, ino, inode, &buf, base, keep, budget);
         }
+        // Every block below here is metadata: indirect blocks, or a directory's or
+        // symlink's blocks (data leaves went to `trim_data_leaf`).
+        let meta = true;
         let mut empty = true;
         for i in (0..PTRS_PER_BLOCK).rev() {
             let child_base = base.saturating_add(i.saturating_mul(span));
-            let p = self.check_freed(ino, ptr_at(&buf.lock(), i), level == 1 && !meta_leaves)?;
+            let p = self.check_ptr(ino, ptr_at(&buf.lock(), i))?;
             if p == 0 {
                 continue;
             }
-            let meta = level > 1 || meta_leaves;
             if child_base.saturating_add(span) <= keep || !budget.allows(h, meta) {
                 empty = false;
                 continue;
