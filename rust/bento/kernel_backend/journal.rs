@@ -569,36 +569,41 @@ impl Handle<'_> {
         // cached (up to date) may belong to a transaction (a table block whose other
         // entries were just freed), where jbd2's create access would assert: it is
         // changed in place instead, keeping its contents. One never read belongs to none.
-        let locked = buf.lock();
+        // (A plain change takes no lock here: a buffer lock is a sleeping bit lock, and
+        // metadata changes are the hot path of every namespace operation.)
+        let locked = create.then(|| buf.lock());
         let create = create && !buf.uptodate();
-        let mut guard = if create {
-            // SAFETY: The handle is live (type invariant), `bh` is referenced by `buf` and
-            // locked by this task, as `jbd2_journal_get_create_access` asserts.
-            let ret = unsafe { bindings::jbd2_journal_get_create_access(h, bh) };
-            if ret != 0 {
-                let e = errno_of(ret);
-                if e != Errno::EROFS {
-                    // (`EROFS`: the journal was aborted, which jbd2 reported.)
-                    crate::error!("journal: cannot journal new block {nr} ({e})");
+        let mut guard = match locked {
+            Some(locked) if create => {
+                // SAFETY: The handle is live (type invariant), `bh` is referenced by `buf` and
+                // locked by this task, as `jbd2_journal_get_create_access` asserts.
+                let ret = unsafe { bindings::jbd2_journal_get_create_access(h, bh) };
+                if ret != 0 {
+                    let e = errno_of(ret);
+                    if e != Errno::EROFS {
+                        // (`EROFS`: the journal was aborted, which jbd2 reported.)
+                        crate::error!("journal: cannot journal new block {nr} ({e})");
+                    }
+                    return Err(e);
                 }
-                return Err(e);
+                locked
             }
-            locked
-        } else {
-            drop(locked);
-            // SAFETY: The handle is live (type invariant) and `bh` referenced by `buf`.
-            // `jbd2_journal_get_write_access` takes the buffer lock itself (a task holding
-            // it deadlocks here, as documented).
-            let ret = unsafe { bindings::jbd2_journal_get_write_access(h, bh) };
-            if ret != 0 {
-                let e = errno_of(ret);
-                if e != Errno::EROFS {
-                    // (`EROFS`: the journal was aborted, which jbd2 reported.)
-                    crate::error!("journal: cannot journal block {nr} ({e})");
+            locked => {
+                drop(locked);
+                // SAFETY: The handle is live (type invariant) and `bh` referenced by `buf`.
+                // `jbd2_journal_get_write_access` takes the buffer lock itself (a task holding
+                // it deadlocks here, as documented).
+                let ret = unsafe { bindings::jbd2_journal_get_write_access(h, bh) };
+                if ret != 0 {
+                    let e = errno_of(ret);
+                    if e != Errno::EROFS {
+                        // (`EROFS`: the journal was aborted, which jbd2 reported.)
+                        crate::error!("journal: cannot journal block {nr} ({e})");
+                    }
+                    return Err(e);
                 }
-                return Err(e);
+                buf.lock()
             }
-            buf.lock()
         };
         // SAFETY: The handle is live and has been granted access to `bh` (so `bh` has a
         // journal head).

@@ -113,10 +113,12 @@ impl State {
 pub struct Orphans {
     /// First orphan (mirror of the superblock field).
     pub(crate) head: u32,
-    /// The inodes on the list, filled from the disk before the first change to it
-    /// ([`Xv6Fs::process_orphans`]). An inode goes on the list once, whatever its
-    /// reasons (no links left, a truncation in progress), and comes off once.
-    pub(crate) set: BTreeMap<u32, ()>,
+    /// The inodes on the list with their neighbours, filled from the disk before the
+    /// first change to it ([`Xv6Fs::process_orphans`]). An inode goes on the list once,
+    /// whatever its reasons (no links left, a truncation in progress), and comes off
+    /// once. The back links spare a walk of the disk's (singly linked) list to take an
+    /// inode off.
+    pub(crate) set: BTreeMap<u32, Link>,
     /// Of the inodes in `set` because `map_blocks` allocated past their size, the
     /// file block their allocations there end at, so that the `setattr` giving the size
     /// knows whether any lie past it without a walk (missing, after a remount or an
@@ -125,6 +127,18 @@ pub struct Orphans {
     /// `set` was filled from the disk (a read-write mount; a read-only one leaves it
     /// empty until it becomes read-write).
     pub(crate) loaded: bool,
+    /// The links in `set` are known (not yet after a live upgrade, whose blob carries
+    /// only the numbers: [`Xv6Fs::link_orphans`]).
+    pub(crate) linked: bool,
+}
+
+/// An orphan's neighbours on the list (0: none).
+#[derive(Clone, Copy, Default)]
+pub struct Link {
+    /// The inode before it (0: it is the head).
+    pub(crate) prev: u32,
+    /// The inode after it, as its `orphan_next` on the disk says.
+    pub(crate) next: u32,
 }
 
 /// How many inode locks a mount has ([`Xv6Fs::ilock`]): inodes share them by number.
@@ -302,70 +316,78 @@ impl Xv6Fs {
         h.modify(&buf, |b| sb.encode(b))?
     }
 
-    /// Puts inode `ino` on the orphan list (its link written here; `inode`, its
-    /// in-memory copy, is written by the caller), unless it is on it already. Returns
-    /// the list, still locked, for a caller with more to record about the orphan.
+    /// Puts inode `ino` on the orphan list, unless it is on it already. Going on the
+    /// list, `inode` (the caller's copy, given its link here) is written whole under
+    /// the list's lock; a caller that changes it further writes it again ([`Xv6Fs::iput`]).
+    /// Returns the list, still locked, for a caller with more to record about the
+    /// orphan, and whether `inode` was written.
     fn orphan_add<'a>(
         &self,
         h: &Handle<'_>,
         st: &'a State,
         ino: u32,
         inode: &mut DiskInode,
-    ) -> Result<MutexGuard<'a, Orphans>> {
+    ) -> Result<(MutexGuard<'a, Orphans>, bool)> {
         let mut o = st.orphans.lock();
         if o.set.contains_key(&ino) {
-            return Ok(o);
+            return Ok((o, false));
         }
-        o.set.insert(ino, ())?;
+        self.link_orphans(&mut o)?;
+        let next = o.head;
+        o.set.insert(ino, Link { prev: 0, next })?;
+        inode.orphan_next = next;
         let r = self
-            .set_orphan_link(h, ino, o.head)
+            .iput_with_link(h, ino, inode)
             .and_then(|()| self.write_sb(h, ino, false));
         if let Err(e) = r {
             o.set.remove(&ino);
             return Err(e);
         }
-        inode.orphan_next = o.head;
+        if let Some(l) = o.set.get_mut(&next) {
+            l.prev = ino;
+        }
         o.head = ino;
-        Ok(o)
+        Ok((o, true))
     }
 
-    /// Takes inode `ino` off the orphan list if it is on it (its link written here;
-    /// `inode`, its in-memory copy, is written by the caller).
-    fn orphan_remove(&self, h: &Handle<'_>, st: &State, ino: u32, inode: &mut DiskInode) -> Result {
+    /// Takes inode `ino` off the orphan list if it is on it: its predecessor's link (or
+    /// the list's head) skips it, and `inode` (the caller's copy, its link now 0) is
+    /// written whole under the list's lock. Returns whether it was; a caller that changes
+    /// `inode` further writes it again ([`Xv6Fs::iput`]), one whose `inode` was not
+    /// written writes it too.
+    fn orphan_remove(
+        &self,
+        h: &Handle<'_>,
+        st: &State,
+        ino: u32,
+        inode: &mut DiskInode,
+    ) -> Result<bool> {
         let mut o = st.orphans.lock();
         if !o.set.contains_key(&ino) {
-            return Ok(());
+            return Ok(false);
         }
-        // The link on disk is the list's (another thread may have changed it since
-        // `inode` was read).
-        let next = self.iread(ino)?.orphan_next;
-        if o.head == ino {
+        self.link_orphans(&mut o)?;
+        let Link { prev, next } = o.set.get(&ino).copied().unwrap_or_default();
+        if prev == 0 {
+            if o.head != ino {
+                return Err(corrupt(format_args!("orphan list: inode {ino} missing")));
+            }
             self.write_sb(h, next, false)?;
             o.head = next;
         } else {
-            let mut prev = o.head;
-            let mut steps = 0u32;
-            loop {
-                if prev == 0 {
-                    return Err(corrupt(format_args!("orphan list: inode {ino} missing")));
-                }
-                let p = self.iread(prev)?.orphan_next;
-                if p == ino {
-                    self.set_orphan_link(h, prev, next)?;
-                    break;
-                }
-                prev = p;
-                steps = steps.saturating_add(1);
-                if steps > self.sb.ninodes {
-                    return Err(corrupt(format_args!("orphan list loops")));
-                }
+            self.set_orphan_link(h, prev, next)?;
+            if let Some(l) = o.set.get_mut(&prev) {
+                l.next = next;
             }
         }
-        self.set_orphan_link(h, ino, 0)?;
+        if let Some(l) = o.set.get_mut(&next) {
+            l.prev = prev;
+        }
         inode.orphan_next = 0;
         o.set.remove(&ino);
         o.ahead.remove(&ino);
-        Ok(())
+        self.iput_with_link(h, ino, inode)?;
+        Ok(true)
     }
 
     /// Reads the orphan list from the disk into `st.orphans`.
@@ -374,16 +396,56 @@ impl Xv6Fs {
         o.set.clear();
         o.ahead.clear();
         o.loaded = false;
-        let mut ino = o.head;
+        o.linked = false;
+        self.walk_orphans(&mut o, true)?;
+        o.loaded = true;
+        Ok(())
+    }
+
+    /// Makes sure the back links of `o` are known before the list changes: a live
+    /// upgrade hands over only the orphans' numbers (its blob), which the first change
+    /// afterwards links from the disk (the new version reads nothing while the mount is
+    /// held).
+    fn link_orphans(&self, o: &mut Orphans) -> Result {
+        if o.linked {
+            return Ok(());
+        }
+        self.walk_orphans(o, false)
+    }
+
+    /// Walks the orphan list on the disk from `o.head`, linking the members of
+    /// `o.set` (`add`: adding them first, the set being empty); every member must be
+    /// visited once.
+    fn walk_orphans(&self, o: &mut Orphans, add: bool) -> Result {
+        let (mut prev, mut ino) = (0u32, o.head);
         let mut steps = 0u32;
         while ino != 0 {
-            if o.set.insert(ino, ())?.is_some() || steps > self.sb.ninodes {
+            let members = u32::try_from(o.set.len()).unwrap_or(u32::MAX);
+            if (!add && steps > members) || steps > self.sb.ninodes {
                 return Err(corrupt(format_args!("orphan list loops")));
             }
-            ino = self.iread(ino)?.orphan_next;
+            let next = self.iread(ino)?.orphan_next;
+            let link = Link { prev, next };
+            let known = if add {
+                o.set.insert(ino, link)?.is_none()
+            } else {
+                o.set.get_mut(&ino).map(|l| *l = link).is_some()
+            };
+            if !known {
+                return Err(corrupt(format_args!(
+                    "orphan list: inode {ino} on the disk's list, not in memory's"
+                )));
+            }
+            (prev, ino) = (ino, next);
             steps = steps.saturating_add(1);
         }
-        o.loaded = true;
+        if usize::try_from(steps).ok() != Some(o.set.len()) {
+            return Err(corrupt(format_args!(
+                "orphan list: {} in memory, {steps} on the disk",
+                o.set.len()
+            )));
+        }
+        o.linked = true;
         Ok(())
     }
 
@@ -412,8 +474,10 @@ impl Xv6Fs {
                     h.revoke(u64::from(b))?;
                     self.journal.defer_free(h.tid(), u64::from(b), 1)?;
                 }
-                self.orphan_remove(h, st, ino, &mut inode)?;
-                self.iput(h, ino, &DiskInode::default())?;
+                // The inode goes (zeros) as it leaves the list: one write.
+                if !self.orphan_remove(h, st, ino, &mut DiskInode::default())? {
+                    self.iput(h, ino, &DiskInode::default())?;
+                }
                 st.inodes.lock().release(&self.dev, h, ino)?;
                 Ok(true)
             })?;
@@ -443,8 +507,10 @@ impl Xv6Fs {
                 self.truncate_blocks(Access::Internal, ino, inode.size)?;
                 self.tx(Access::Internal, NS_CREDITS, 0, |h, st| {
                     let mut inode = self.iread(ino)?;
-                    self.orphan_remove(h, st, ino, &mut inode)?;
-                    self.iput(h, ino, &inode)
+                    if !self.orphan_remove(h, st, ino, &mut inode)? {
+                        self.iput(h, ino, &inode)?;
+                    }
+                    Ok(())
                 })?;
             }
             n = n.saturating_add(1);
@@ -615,9 +681,10 @@ impl Xv6Fs {
             inode.nlink.saturating_sub(1)
         };
         inode.ctime = now;
-        if inode.nlink == 0 {
-            // Freed when the kernel forgets it (it may still be open).
-            drop(self.orphan_add(h, st, ino, &mut inode)?);
+        // An inode with no links left is freed when the kernel forgets it (it may still
+        // be open); going on the orphan list writes it.
+        if inode.nlink == 0 && self.orphan_add(h, st, ino, &mut inode)?.1 {
+            return Ok(());
         }
         self.iput(h, ino, &inode)
     }
@@ -671,6 +738,7 @@ impl FileSystem for Xv6Fs {
             set: BTreeMap::new(),
             ahead: BTreeMap::new(),
             loaded: false,
+            linked: false,
         };
         let generation = u32::try_from(bento::time::now().sec & 0xffff_ffff).unwrap_or(0);
         let state = State::new(blocks, inodes, orphans, generation)?;
@@ -874,8 +942,9 @@ impl FileSystem for Xv6Fs {
                         return Ok(false);
                     }
                     inode.size = size;
-                    drop(self.orphan_add(h, st, ino, &mut inode)?);
-                    self.iput(h, ino, &inode)?;
+                    if !self.orphan_add(h, st, ino, &mut inode)?.1 {
+                        self.iput(h, ino, &inode)?;
+                    }
                     Ok(true)
                 })?;
                 if truncated {
@@ -1690,14 +1759,14 @@ impl Xv6Fs {
                 .map(|()| run)
             });
             let r = match r {
-                Ok(run) if past_end && run.1 > 1 => {
-                    self.orphan_add(h, st, ino, &mut inode).and_then(|mut o| {
+                Ok(run) if past_end && run.1 > 1 => self
+                    .orphan_add(h, st, ino, &mut inode)
+                    .and_then(|(mut o, _)| {
                         let end = fblk.saturating_add(run.1);
                         let was = o.ahead.get(&ino).copied().unwrap_or(0);
                         o.ahead.insert(ino, was.max(end))?;
                         Ok(run)
-                    })
-                }
+                    }),
                 r => r,
             };
             // Indirect blocks may have been added even if the run failed: keep the

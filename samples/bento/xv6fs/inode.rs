@@ -251,6 +251,13 @@ impl Xv6Fs {
         })
     }
 
+    /// Writes inode `ino` whole, its orphan link (`inode.orphan_next`) included, in
+    /// transaction `h`: under the orphan list's lock (the list changes the link), or for
+    /// an inode on no list (whose link is 0).
+    pub(crate) fn iput_with_link(&self, h: &Handle<'_>, ino: u32, inode: &DiskInode) -> Result {
+        self.write_inode(h, ino, false, |slot| inode.encode(slot, ino, self.seed))
+    }
+
     /// Writes new inode `ino` whole, in transaction `h` (a number just allocated: on no
     /// orphan list). `fresh`: the other inodes of its table block are all free
     /// ([`Bitmap::others_clear`](crate::alloc::Bitmap::others_clear), asked under the

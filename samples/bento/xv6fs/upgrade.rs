@@ -36,7 +36,7 @@ use bento::upgrade::Handover;
 use bento::{Errno, Result};
 
 use crate::alloc::Bitmap;
-use crate::fs::{Orphans, State, BLOCK_BITMAP, FIRST_INODE, INODE_BITMAP};
+use crate::fs::{Link, Orphans, State, BLOCK_BITMAP, FIRST_INODE, INODE_BITMAP};
 use crate::layout::Superblock;
 
 /// The state format written here (`FileSystem::STATE_VERSION`).
@@ -206,7 +206,8 @@ pub(crate) fn decode(blob: &[u8]) -> Result<(State, Superblock)> {
                 "orphan {ino} (after {prev}; inodes {FIRST_INODE}..{ninodes})"
             )));
         }
-        orphans.insert(ino, ())?;
+        // (Linked from the disk at the list's first change: `Xv6Fs::link_orphans`.)
+        orphans.insert(ino, Link::default())?;
         prev = ino;
     }
     // A loaded set holds every inode on the list: the head too, and none without one.
@@ -245,6 +246,7 @@ pub(crate) fn decode(blob: &[u8]) -> Result<(State, Superblock)> {
             inodes,
             Orphans {
                 head,
+                linked: orphans.is_empty(),
                 set: orphans,
                 // Not handed over: the new version walks (`setattr`).
                 ahead: BTreeMap::new(),
