@@ -543,6 +543,19 @@ pub(crate) struct Handle<'j> {
     done: bool,
 }
 
+/// The result of jbd2's create or write access to `what` `nr`, logged when refused
+/// (not for `EROFS`: the journal was aborted, which jbd2 reported).
+fn access_granted(ret: i32, what: &str, nr: u64) -> Result {
+    if ret == 0 {
+        return Ok(());
+    }
+    let e = errno_of(ret);
+    if e != Errno::EROFS {
+        crate::error!("journal: cannot journal {what} {nr} ({e})");
+    }
+    Err(e)
+}
+
 impl Handle<'_> {
     pub(crate) fn tid(&self) -> Tid {
         Tid::from_raw(self.tid)
@@ -578,14 +591,7 @@ impl Handle<'_> {
                 // SAFETY: The handle is live (type invariant), `bh` is referenced by `buf` and
                 // locked by this task, as `jbd2_journal_get_create_access` asserts.
                 let ret = unsafe { bindings::jbd2_journal_get_create_access(h, bh) };
-                if ret != 0 {
-                    let e = errno_of(ret);
-                    if e != Errno::EROFS {
-                        // (`EROFS`: the journal was aborted, which jbd2 reported.)
-                        crate::error!("journal: cannot journal new block {nr} ({e})");
-                    }
-                    return Err(e);
-                }
+                access_granted(ret, "new block", nr)?;
                 locked
             }
             locked => {
@@ -594,14 +600,7 @@ impl Handle<'_> {
                 // `jbd2_journal_get_write_access` takes the buffer lock itself (a task holding
                 // it deadlocks here, as documented).
                 let ret = unsafe { bindings::jbd2_journal_get_write_access(h, bh) };
-                if ret != 0 {
-                    let e = errno_of(ret);
-                    if e != Errno::EROFS {
-                        // (`EROFS`: the journal was aborted, which jbd2 reported.)
-                        crate::error!("journal: cannot journal block {nr} ({e})");
-                    }
-                    return Err(e);
-                }
+                access_granted(ret, "block", nr)?;
                 buf.lock()
             }
         };
