@@ -337,6 +337,81 @@ impl Device {
         })
     }
 
+    /// Splits `count` blocks from `first` into the cached ones (up to date), one at a
+    /// time, and the runs of others, calling `f(from, to, block)` for each in order
+    /// (indices from `first`; `block` is `None` for a run of uncached ones).
+    fn split_cached(
+        &self,
+        first: u64,
+        count: usize,
+        mut f: impl FnMut(usize, usize, Option<&Block>) -> Result,
+    ) -> Result {
+        let cached: Vec<Option<Arc<Block>>> = {
+            let cache = lock(&self.0.cache);
+            (0..count as u64)
+                .map(|i| {
+                    let b = cache.map.get(&first.saturating_add(i))?;
+                    // Order: cache map, then a block's bytes.
+                    lock(&b.data).uptodate.then(|| b.clone())
+                })
+                .collect()
+        };
+        let mut run = None;
+        for (i, b) in cached.iter().enumerate() {
+            match b {
+                None => {
+                    run.get_or_insert(i);
+                }
+                Some(b) => {
+                    if let Some(s) = run.take() {
+                        f(s, i, None)?;
+                    }
+                    b.referenced.store(true, Ordering::Relaxed);
+                    f(i, i + 1, Some(b))?;
+                }
+            }
+        }
+        run.map_or(Ok(()), |s| f(s, count, None))
+    }
+
+    /// Writes whole blocks of file data from `first` on. A block the cache holds is
+    /// changed there (writeback or the journal writes it: no stale copy stays); each
+    /// run of others goes to the device at once, in one write, without entering the
+    /// cache: file data lives in the kernel's page cache above FUSE, a copy here would
+    /// be a second one. The caller holds the file's lock, so nobody reads these blocks
+    /// meanwhile (which could cache them as they were).
+    pub(crate) fn write_data(&self, first: u64, bytes: &[u8]) -> Result {
+        let bs = self.0.bs;
+        self.0.offset(first, bytes.len())?;
+        self.split_cached(first, bytes.len() / bs, |from, to, b| {
+            let part = bytes.get(from * bs..to * bs).ok_or(Errno::EIO)?;
+            let Some(b) = b else {
+                return self.0.write_raw(first.saturating_add(from as u64), part);
+            };
+            let mut d = lock(&b.data);
+            b.verified.store(false, Ordering::Release);
+            d.bytes.copy_from_slice(part);
+            b.dirty.store(true, Ordering::Release);
+            Ok(())
+        })
+    }
+
+    /// Reads whole blocks of file data from `first` on into `buf`: a block the cache
+    /// holds from there, each run of others from the device at once, in one read,
+    /// without entering the cache (see [`Device::write_data`]).
+    pub(crate) fn read_data(&self, first: u64, buf: &mut [u8]) -> Result {
+        let bs = self.0.bs;
+        self.0.offset(first, buf.len())?;
+        self.split_cached(first, buf.len() / bs, |from, to, b| {
+            let part = buf.get_mut(from * bs..to * bs).ok_or(Errno::EIO)?;
+            match b {
+                Some(b) => part.copy_from_slice(&lock(&b.data).bytes),
+                None => self.read_raw(first.saturating_add(from as u64), part)?,
+            }
+            Ok(())
+        })
+    }
+
     /// Reads whole blocks starting at `blocknr` into `buf`, bypassing the cache (the
     /// journal's own blocks).
     pub(crate) fn read_raw(&self, blocknr: u64, buf: &mut [u8]) -> Result {

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The data path of the FUSE build: file data of a block-backed file system (one whose
-//! [`FileSystem::block_device`] is `Some`) moves between FUSE requests and the device's
-//! block cache here, through [`FileSystem::map_blocks`], as fs/bento moves it between the
-//! page cache and the device in the kernel. The file system only maps blocks; this
+//! [`FileSystem::block_device`] is `Some`) moves between FUSE requests and the device
+//! here, through [`FileSystem::map_blocks`], as fs/bento moves it between the page cache
+//! and the device in the kernel: runs of whole blocks in one `pread`/`pwrite` outside the
+//! block cache (the kernel's page cache above FUSE holds the data already), partial
+//! blocks through the cache. The file system only maps blocks; this
 //! module reads and writes the data, zeroes new blocks around partial writes and partial
 //! blocks on truncation and hole punching, and sets the size and times after a write.
 //!
@@ -125,23 +127,45 @@ pub fn read<F: FileSystem>(
         let fblk = pos / bs;
         let count = blocks_until(fblk, last, bs);
         let ext = fs.map_blocks(ino, fblk, count, false)?;
-        let run = ext.len.clamp(1, count);
-        for i in 0..u64::from(run) {
+        let run = u64::from(ext.len.clamp(1, count));
+        let mut i = 0;
+        while i < run {
             let pos = offset.saturating_add(done as u64);
             let in_block = usize::try_from(pos % bs).unwrap_or(0);
-            let n = (dev.block_size() - in_block).min(len - done);
+            let whole = whole_blocks(in_block, len - done, run - i, dev.block_size());
+            let n = if whole > 0 {
+                whole as usize * dev.block_size()
+            } else {
+                (dev.block_size() - in_block).min(len - done)
+            };
             let dst = buf.get_mut(done..done + n).ok_or(Errno::EIO)?;
+            let blk = ext.disk_block.saturating_add(i);
             if ext.disk_block == 0 {
                 dst.fill(0);
+            } else if whole > 0 {
+                dev.inner.read_data(blk, dst)?;
             } else {
-                let b = dev.read(ext.disk_block.saturating_add(i))?;
+                let b = dev.read(blk)?;
                 let g = b.lock();
                 dst.copy_from_slice(g.get(in_block..in_block + n).ok_or(Errno::EIO)?);
             }
             done += n;
+            i += whole.max(1);
         }
     }
     Ok(done)
+}
+
+/// How many whole blocks of a run of `left_blocks` the next `left` bytes cover,
+/// starting `in_block` bytes into a block (0 unless at a block's start): these move
+/// between the request and the device in one piece ([`Device::write_data`]).
+///
+/// [`Device::write_data`]: crate::fuse_backend::block::Device::write_data
+fn whole_blocks(in_block: usize, left: usize, left_blocks: u64, bs: usize) -> u64 {
+    if in_block != 0 {
+        return 0;
+    }
+    ((left / bs) as u64).min(left_blocks)
 }
 
 /// Copies `src` into disk block `blk` at `in_block`. A new block's other bytes are
@@ -211,13 +235,24 @@ pub fn write<F: FileSystem>(
             }
         };
         let run = u64::from(ext.len.clamp(1, count));
-        for i in 0..run {
+        let mut i = 0;
+        while i < run {
             let pos = offset.saturating_add(done as u64);
             let in_block = usize::try_from(pos % bs).unwrap_or(0);
-            let n = (dev.block_size() - in_block).min(data.len() - done);
+            let whole = whole_blocks(in_block, data.len() - done, run - i, dev.block_size());
+            let n = if whole > 0 {
+                whole as usize * dev.block_size()
+            } else {
+                (dev.block_size() - in_block).min(data.len() - done)
+            };
             let src = data.get(done..done + n).ok_or(Errno::EIO)?;
             let blk = ext.disk_block.saturating_add(i);
-            if let Err(e) = copy_in(dev, blk, in_block, src, ext.new) {
+            let res = if whole > 0 {
+                dev.inner.write_data(blk, src)
+            } else {
+                copy_in(dev, blk, in_block, src, ext.new)
+            };
+            if let Err(e) = res {
                 if ext.new {
                     // New blocks left unwritten must not show their old contents.
                     let _ = dev.zero_blocks(blk, run - i);
@@ -226,6 +261,7 @@ pub fn write<F: FileSystem>(
                 break 'runs;
             }
             done += n;
+            i += whole.max(1);
         }
     }
     if done == 0 {

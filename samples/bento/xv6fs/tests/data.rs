@@ -486,3 +486,53 @@ fn fallocate_zeroes_on_images_without_unwritten_blocks() {
     }
     finish(dir, &dev);
 }
+
+/// Whole blocks go between a request and the device in one piece, outside the block
+/// cache; a block the cache holds (a partial read put it there) is changed in the cache
+/// instead, so no stale copy is ever read.
+#[test]
+fn whole_blocks_bypass_the_cache_and_cached_ones_stay_current() {
+    let old = pattern(1, 8 * BS as usize);
+    let (dir, dev) = setup("data-direct", 16, &old);
+    let img = dir.join("img");
+    {
+        let fs = mount(&dev).unwrap();
+        let ino = file(&fs);
+        // Block 2 enters the cache through a partial read.
+        assert_eq!(
+            read_at(&fs, ino, 2 * BS + 100, 10),
+            old[2 * 4096 + 100..][..10]
+        );
+        let new = pattern(2, 8 * BS as usize);
+        assert_eq!(fs.file_write(&REQ, ino, 0, 0, &new, 0).unwrap(), new.len());
+        assert_eq!(read_at(&fs, ino, 0, new.len()), new);
+        assert_eq!(
+            read_at(&fs, ino, 2 * BS + 100, 10),
+            new[2 * 4096 + 100..][..10]
+        );
+        // The uncached blocks are on the device already, before any commit or sync.
+        let disk = fs.map_blocks(ino, 5, 1, false).unwrap().disk_block;
+        let mut on_disk = vec![0u8; BS as usize];
+        std::os::unix::fs::FileExt::read_exact_at(
+            &std::fs::File::open(&img).unwrap(),
+            &mut on_disk,
+            disk * BS,
+        )
+        .unwrap();
+        assert_eq!(on_disk, new[5 * 4096..][..4096]);
+        // A partial write into a whole-written block, then whole reads around it.
+        fs.file_write(&REQ, ino, 0, 5 * BS + 7, b"xyz", 0).unwrap();
+        let mut want = new.clone();
+        want[5 * 4096 + 7..][..3].copy_from_slice(b"xyz");
+        assert_eq!(read_at(&fs, ino, 0, want.len()), want);
+        fs.fsync(&REQ, ino, 0, false).unwrap();
+    }
+    {
+        let fs = mount(&dev).unwrap();
+        let ino = file(&fs);
+        let mut want = pattern(2, 8 * BS as usize);
+        want[5 * 4096 + 7..][..3].copy_from_slice(b"xyz");
+        assert_eq!(read_at(&fs, ino, 0, want.len()), want);
+    }
+    finish(dir, &dev);
+}
