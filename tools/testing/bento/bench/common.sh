@@ -295,16 +295,21 @@ pressure() { # fs
 # REPS rounds over the file systems of FSES: each round mounts each file system in
 # turn and runs bench_fs on it, so that a drift of the (shared, emulated) machine
 # during the run spreads over all of them instead of weighing on the last ones; the
-# order rotates from round to round.
+# order changes from round to round.
 # after_fs runs in the last round, before the unmount.
 bench_all() { # fses reps
 	all_fses=$1 all_reps=$2
 	r=1
 	while [ "$r" -le "$all_reps" ]; do
-		# Each round starts one file system further on, so that none always follows
-		# the same one (whose writes the host may still be flushing) or goes first.
+		# Each round starts one file system further on, and every second one runs
+		# backwards, so that none always follows the same one (whose writes the host
+		# may still be flushing) or goes first: a rotation alone keeps the neighbours.
 		order=$(echo "$all_fses" | awk -v k="$((r - 1))" '{
-			for (i = 0; i < NF; i++) printf "%s ", $((i + k) % NF + 1) }')
+			for (i = 0; i < NF; i++) {
+				j = (i + k) % NF
+				if (k % 2) j = (2 * NF - 1 - i - k % NF) % NF
+				printf "%s ", $(j + 1)
+			} }')
 		for fs_i in $order; do
 			if ! mount_fs "$fs_i"; then
 				fail "$fs_i: mount"
