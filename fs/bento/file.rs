@@ -119,7 +119,8 @@ unsafe extern "C" fn release(inode: *mut bindings::inode, file: *mut bindings::f
     }
 }
 
-/// `flush`: each `close` of an open file.
+/// `flush`: each `close` of an open file. `ENOSYS` from the file system means nothing
+/// to do (the trait's default, as in FUSE): the close succeeds.
 ///
 /// # Safety
 ///
@@ -127,11 +128,15 @@ unsafe extern "C" fn release(inode: *mut bindings::inode, file: *mut bindings::f
 unsafe extern "C" fn flush(file: *mut bindings::file, _id: bindings::fl_owner_t) -> i32 {
     let req = call::request();
     // SAFETY: `file` is an open bento file (VFS contract).
-    unsafe {
+    let ret = unsafe {
         let inode = (*file).f_inode;
         let (ino, fh) = ((*inode).i_ino as u64, fh(file));
         fs(inode).call(|ops, fs| (ops.flush)(fs, &req, ino, fh))
+    };
+    if ret == -(bindings::ENOSYS as i32) {
+        return 0;
     }
+    ret
 }
 
 /// `fsync` of files and directories: write the file's dirty pages back and wait, then

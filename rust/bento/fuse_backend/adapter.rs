@@ -306,7 +306,7 @@ impl<T: FileSystem> fuser::Filesystem for Adapter<T> {
             let Some(rest) = buf.get_mut(filled..) else {
                 break;
             };
-            // Block-backed file systems through `map_blocks` and the block cache.
+            // Block-backed file systems through `map_blocks` (data.rs).
             match data::read(
                 &self.fs,
                 &request(req),
