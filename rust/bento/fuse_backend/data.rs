@@ -132,12 +132,7 @@ pub fn read<F: FileSystem>(
         while i < run {
             let pos = offset.saturating_add(done as u64);
             let in_block = usize::try_from(pos % bs).unwrap_or(0);
-            let whole = whole_blocks(in_block, len - done, run - i, dev.block_size());
-            let n = if whole > 0 {
-                whole as usize * dev.block_size()
-            } else {
-                (dev.block_size() - in_block).min(len - done)
-            };
+            let (whole, n) = next_piece(in_block, len - done, run - i, dev.block_size());
             let dst = buf.get_mut(done..done + n).ok_or(Errno::EIO)?;
             let blk = ext.disk_block.saturating_add(i);
             if ext.disk_block == 0 {
@@ -156,16 +151,24 @@ pub fn read<F: FileSystem>(
     Ok(done)
 }
 
-/// How many whole blocks of a run of `left_blocks` the next `left` bytes cover,
-/// starting `in_block` bytes into a block (0 unless at a block's start): these move
-/// between the request and the device in one piece ([`Device::write_data`]).
+/// The next piece of a transfer `in_block` bytes into a block, with `left` bytes and
+/// `left_blocks` blocks of the mapped run to go: as many whole blocks as there are (at a
+/// block's start), which move between the request and the device in one piece
+/// ([`Device::write_data`]), or else the rest of one block. Returns the count of whole
+/// blocks (0 for the latter) and the piece's length in bytes.
 ///
 /// [`Device::write_data`]: crate::fuse_backend::block::Device::write_data
-fn whole_blocks(in_block: usize, left: usize, left_blocks: u64, bs: usize) -> u64 {
-    if in_block != 0 {
-        return 0;
+fn next_piece(in_block: usize, left: usize, left_blocks: u64, bs: usize) -> (u64, usize) {
+    let whole = if in_block == 0 {
+        ((left / bs) as u64).min(left_blocks)
+    } else {
+        0
+    };
+    if whole > 0 {
+        (whole, whole as usize * bs)
+    } else {
+        (0, (bs - in_block).min(left))
     }
-    ((left / bs) as u64).min(left_blocks)
 }
 
 /// Copies `src` into disk block `blk` at `in_block`. A new block's other bytes are
@@ -239,12 +242,7 @@ pub fn write<F: FileSystem>(
         while i < run {
             let pos = offset.saturating_add(done as u64);
             let in_block = usize::try_from(pos % bs).unwrap_or(0);
-            let whole = whole_blocks(in_block, data.len() - done, run - i, dev.block_size());
-            let n = if whole > 0 {
-                whole as usize * dev.block_size()
-            } else {
-                (dev.block_size() - in_block).min(data.len() - done)
-            };
+            let (whole, n) = next_piece(in_block, data.len() - done, run - i, dev.block_size());
             let src = data.get(done..done + n).ok_or(Errno::EIO)?;
             let blk = ext.disk_block.saturating_add(i);
             let res = if whole > 0 {
