@@ -171,18 +171,16 @@ fn next_piece(in_block: usize, left: usize, left_blocks: u64, bs: usize) -> (u64
     }
 }
 
-/// Copies `src` into disk block `blk` at `in_block`. A new block's other bytes are
-/// zeroed; a partially overwritten old block is read first.
+/// Copies `src`, part of a block, into disk block `blk` at `in_block` (whole blocks go
+/// through [`Device::write_data`]). A new block's other bytes are zeroed; an old block
+/// is read first.
+///
+/// [`Device::write_data`]: crate::fuse_backend::block::Device::write_data
 fn copy_in(dev: &BlockDevice, blk: u64, in_block: usize, src: &[u8], new: bool) -> Result {
-    let whole = src.len() == dev.block_size();
-    let b = if whole || new {
-        dev.get(blk)?
-    } else {
-        dev.read(blk)?
-    };
+    let b = if new { dev.get(blk)? } else { dev.read(blk)? };
     {
         let mut g = b.lock();
-        if new && !whole {
+        if new {
             g.fill(0);
         }
         g.get_mut(in_block..in_block + src.len())
